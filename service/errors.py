@@ -12,6 +12,7 @@ HTTP_STATUS: dict[str, int] = {
     "invalid_request": 400,
     "unauthorized": 401,
     "not_found": 404,
+    "method_not_allowed": 405,
     "model_not_found": 404,
     "job_not_found": 404,
     "conflict": 409,
@@ -32,6 +33,7 @@ HTTP_STATUS: dict[str, int] = {
     # capacity / lifecycle
     "overloaded": 429,
     "queue_full": 429,
+    "queue_unavailable": 503,
     "deadline_exceeded": 504,
     "shutting_down": 503,
     "not_ready": 503,

@@ -26,7 +26,10 @@ class VideoStreamInfo:
     rotation: int  # clockwise degrees applied for display: 0, 90, 180 or 270
     duration_s: float | None
     frames: int | None  # header frame count, when present (not trusted for sampling)
-    start_s: float = 0.0
+    start_s: float = 0.0  # first frame's time on the container clock
+    # "pts": frames are timed by their timestamps; "index": the stream has no usable timestamps
+    # (raw elementary streams, all-zero IVF) and frame i is at i / fps.
+    timing: str = "pts"
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,23 @@ class AudioStreamInfo:
     sample_rate: int
     channels: int
     duration_s: float | None
-    start_s: float = 0.0
+    start_s: float = 0.0  # first sample's time on the container clock
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """One stream of the file as the demuxer reports it (for ``avserve probe`` and logs)."""
+
+    index: int
+    kind: str  # "video", "audio", "subtitle", "data", ...
+    codec: str | None
+    default: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    selected: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,7 @@ class MediaInfo:
     video: VideoStreamInfo
     audio: AudioStreamInfo | None
     num_streams: int
+    streams: tuple[StreamSummary, ...] = ()  # every stream, the chosen ones marked selected
 
     @property
     def has_audio(self) -> bool:

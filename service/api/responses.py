@@ -1,0 +1,56 @@
+"""Response shapes of the gateway's own routes (models, health); classify uses service.schemas."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, HttpUrl
+
+from service.schemas import ClassifyOptions
+
+
+class HeadInfo(BaseModel):
+    name: str
+    num_classes: int
+    multi_label: bool = Field(description="Sigmoid per label (true) or softmax over labels.")
+    labels: list[str]
+
+
+class InputInfo(BaseModel):
+    name: str
+    shape: list[int | None] = Field(description="Per clip, without the batch axis.")
+    dtype: str
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    default: bool = Field(description="Used when a request names no model.")
+    ready: bool
+    runtime: str = Field(description="eager, torchscript or onnx.")
+    device: str
+    max_batch_size: int
+    heads: list[HeadInfo]
+    inputs: list[InputInfo]
+    glance: bool = Field(description="The package ships a glance network.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class LiveStatus(BaseModel):
+    live: bool = True
+
+
+class ReadyStatus(BaseModel):
+    ready: bool
+
+
+class ModelReadyStatus(BaseModel):
+    name: str
+    ready: bool
+
+
+class ClassifyUrlRequest(ClassifyOptions):
+    """JSON body of ``POST /v1/classify``: a video URL plus the classify options."""
+
+    url: HttpUrl = Field(description="http(s) URL of the video; fetched by the gateway.")

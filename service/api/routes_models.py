@@ -1,0 +1,57 @@
+"""``GET /v1/models`` and ``GET /v1/models/{name}``: what is loaded and how it runs."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from service.api.errors import errors_for
+from service.api.responses import HeadInfo, InputInfo, ModelInfo, ModelList
+from service.errors import AvserveError
+from service.registry import LoadedModel, ModelRegistry
+
+router = APIRouter(tags=["models"])
+
+_ERRORS = errors_for(401, 404)
+
+
+def describe(model: LoadedModel, registry: ModelRegistry) -> ModelInfo:
+    pkg = model.package
+    return ModelInfo(
+        name=model.name,
+        version=model.version,
+        default=model.name == registry.default_name,
+        ready=model.ready,
+        runtime=model.runtime.name,
+        device=model.runtime.device,
+        max_batch_size=model.batcher.config.max_batch_size,
+        heads=[
+            HeadInfo(
+                name=h.name,
+                num_classes=h.num_classes,
+                multi_label=h.multi_label,
+                labels=list(pkg.labels[h.name]),
+            )
+            for h in pkg.heads
+        ],
+        inputs=[
+            InputInfo(name=t.name, shape=list(t.shape), dtype=t.dtype)
+            for t in model.runtime.spec.inputs
+        ],
+        glance=pkg.config.glance is not None,
+    )
+
+
+@router.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
+async def list_models(request: Request) -> ModelList:
+    registry: ModelRegistry = request.app.state.services.registry
+    return ModelList(models=[describe(m, registry) for m in registry.models.values()])
+
+
+@router.get(
+    "/v1/models/{name}", response_model=ModelInfo, responses=_ERRORS, summary="One loaded model."
+)
+async def get_model(name: str, request: Request) -> ModelInfo:
+    registry: ModelRegistry = request.app.state.services.registry
+    if name not in registry.models:
+        raise AvserveError(f"unknown model {name!r}", code="model_not_found")
+    return describe(registry.models[name], registry)

@@ -1,0 +1,306 @@
+"""The classify pipeline shared by the CLI, the HTTP API and queue workers.
+
+media in -> probe -> glance snippets -> policy -> clip windows + crops -> heavy model (through
+an ``InferFn``: the dynamic batcher in the server, a direct runtime call in the CLI) -> fused
+scores -> ``ClassifyResult``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from models import ModelPackage
+from models.flops import model_gmacs
+from models.glance import glance_cost
+from service.aggregate import average_views, fuse_windows, glance_only, layout_heads, top_k
+from service.errors import AvserveError, CapacityError
+from service.glance import GlanceRunner
+from service.media.types import (
+    ClipBatch,
+    ClipSpec,
+    ClipWindow,
+    GlanceSnippets,
+    MediaInfo,
+    SnippetSpec,
+)
+from service.policies import (
+    DensePolicy,
+    Geometry,
+    GlancePolicy,
+    HeuristicPolicy,
+    PlanRequest,
+    Policy,
+    PolicyConfig,
+    UniformPolicy,
+    WindowPlan,
+)
+from service.schemas import (
+    ClassifyOptions,
+    ClassifyResult,
+    ComputeSummary,
+    InferFn,
+    ModelRef,
+    PolicyName,
+    Priority,
+    VideoSummary,
+    WindowOut,
+)
+
+STAGES = ("probe", "glance_decode", "glance_net", "clip_decode", "heavy_net")
+
+
+class Decoder(Protocol):
+    """What the pipeline needs from media decoding (``service.media.DecodePool`` implements it)."""
+
+    async def probe(self, path: Path) -> MediaInfo: ...
+
+    async def snippets(self, path: Path, info: MediaInfo, spec: SnippetSpec) -> GlanceSnippets: ...
+
+    async def clips(
+        self, path: Path, info: MediaInfo, windows: Sequence[ClipWindow], spec: ClipSpec
+    ) -> ClipBatch: ...
+
+
+class PipelineObserver(Protocol):
+    """Metrics hooks (``service.metrics.Metrics`` implements them)."""
+
+    def observe_stage(self, stage: str, seconds: float) -> None: ...
+
+    def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None: ...
+
+
+class _NullObserver:
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        pass
+
+    def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    default_policy: PolicyName | None = None  # None: glance when the package has one, else heuristic
+    snippets: SnippetSpec = field(default_factory=SnippetSpec)  # heuristic (glance uses its own)
+    dense_chunk: int = 6  # dense views decoded + classified per step (bounds memory)
+    glance_device: str = "cpu"
+
+
+class Pipeline:
+    def __init__(
+        self,
+        package: ModelPackage,
+        decoder: Decoder,
+        infer: InferFn,
+        config: PipelineConfig = PipelineConfig(),
+        observer: PipelineObserver | None = None,
+    ) -> None:
+        self.package = package
+        self.decoder = decoder
+        self.infer = infer
+        self.config = config
+        self.observer: PipelineObserver = observer or _NullObserver()
+        pre = package.config.preprocessing
+        self.geometry = Geometry(
+            clip=ClipSpec(**pre.clip_spec()),  # type: ignore[arg-type]
+            short_side=pre.short_side,
+            test_crop_size=pre.test_crop_size,
+        )
+        self.layout = layout_heads(
+            [(h.name, package.labels[h.name], h.multi_label) for h in package.heads]
+        )
+        glance_net = package.glance_model()
+        self.glance = None if glance_net is None else GlanceRunner(glance_net, config.glance_device)
+        # Weight of the glance head in the fused logits (learned with the glance; notes: 0.3).
+        self.glance_beta = float(getattr(self.glance.cfg, "fusion_beta", 0.3)) if self.glance else 0.0
+        self.policies: dict[str, Policy] = {
+            "uniform": UniformPolicy(),
+            "dense": DensePolicy(),
+            "heuristic": HeuristicPolicy(config.policy),
+        }
+        if self.glance is not None:
+            self.policies["glance"] = GlancePolicy(config.policy, self.glance)
+
+    @property
+    def default_policy(self) -> PolicyName:
+        if self.config.default_policy is not None:
+            return self.config.default_policy
+        return "glance" if self.glance is not None else "heuristic"
+
+    # -- costs -------------------------------------------------------------------------------
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - the pipeline lives as long as its package
+    def heavy_gmacs(self, crop: int) -> float:
+        """Multiply-adds of one heavy clip at ``crop`` squared (meta-device count, cached)."""
+        return model_gmacs(self.package.model.cfg, crop=crop)
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019
+    def glance_gmacs(self, k: int) -> float:
+        """Glance cost of one video: all snippets through the encoders + AV-TeST, K patches located."""
+        if self.glance is None:
+            return 0.0
+        cost = glance_cost(self.glance.cfg, k=max(k, 1))
+        return cost.forward_gmacs + k * cost.per_selected_gmacs
+
+    def dense30_gmacs(self) -> float:
+        return 30 * self.heavy_gmacs(self.geometry.test_crop_size)
+
+    # -- classify ----------------------------------------------------------------------------
+    async def classify(
+        self,
+        path: Path,
+        options: ClassifyOptions,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None,
+    ) -> ClassifyResult:
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        policy = self._policy(options.policy)
+        k = options.k or self.config.policy.default_k
+
+        with self._stage("probe", timings, deadline):
+            info = await self.decoder.probe(path)
+
+        snippets = None
+        if policy.uses_snippets:
+            spec = self.glance.snippet_spec if policy.name == "glance" and self.glance else self.config.snippets
+            with self._stage("glance_decode", timings, deadline):
+                snippets = await self.decoder.snippets(path, info, spec)
+
+        with self._stage("glance_net", timings, deadline):
+            plan = await asyncio.to_thread(
+                policy.plan, PlanRequest(info=info, geometry=self.geometry, k=k, snippets=snippets)
+            )
+
+        clips_meta: list[ClipBatch] = []
+        logits = await self._run_windows(path, info, plan, priority, deadline, timings, clips_meta)
+        probs = self._fuse(plan, logits)
+        timings["total"] = time.perf_counter() - t0
+        decode_s = timings.get("glance_decode", 0.0) + timings.get("clip_decode", 0.0)
+        self.observer.observe_video(info.duration_s, decode_s, info.has_audio)
+        return self._result(info, options, plan, probs, clips_meta, timings)
+
+    def _policy(self, name: PolicyName | None) -> Policy:
+        name = name or self.default_policy
+        if name not in self.policies:
+            raise AvserveError(
+                f"model {self.package.name!r} has no trained glance network; "
+                "use policy 'heuristic', 'uniform' or 'dense'",
+                code="invalid_request",
+            )
+        return self.policies[name]
+
+    @contextlib.contextmanager
+    def _stage(self, name: str, timings: dict[str, float], deadline: float | None) -> Iterator[None]:
+        if deadline is not None and time.monotonic() > deadline:
+            raise CapacityError(f"deadline exceeded before {name}", code="deadline_exceeded")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            timings[name] = timings.get(name, 0.0) + elapsed
+            self.observer.observe_stage(name, elapsed)
+
+    async def _run_windows(
+        self,
+        path: Path,
+        info: MediaInfo,
+        plan: WindowPlan,
+        priority: Priority,
+        deadline: float | None,
+        timings: dict[str, float],
+        clips_meta: list[ClipBatch],
+    ) -> np.ndarray | None:
+        if not plan.windows:
+            return None
+        spec = replace(self.geometry.clip, crop_size=plan.crop_size)
+        step = self.config.dense_chunk if plan.dense else len(plan.windows)
+        parts = []
+        for i in range(0, len(plan.windows), step):
+            with self._stage("clip_decode", timings, deadline):
+                clips = await self.decoder.clips(path, info, plan.windows[i : i + step], spec)
+            with self._stage("heavy_net", timings, deadline):
+                parts.append(
+                    await self.infer({"frames": clips.frames, "audio": clips.audio}, priority, deadline)
+                )
+            # Keep only the metadata: the frames are not needed once classified.
+            clips_meta.append(
+                ClipBatch(
+                    frames=np.empty(0, np.uint8),
+                    audio=np.empty(0, np.float32),
+                    windows=clips.windows,
+                    audio_present=clips.audio_present,
+                    decoded_frames=clips.decoded_frames,
+                )
+            )
+        return np.concatenate(parts, axis=0)
+
+    def _fuse(self, plan: WindowPlan, logits: np.ndarray | None) -> dict[str, np.ndarray]:
+        if logits is None:
+            if plan.glance_logits is None:
+                raise AvserveError("no window was classified", code="internal")
+            return glance_only(plan.glance_logits, self.layout)
+        if plan.dense:
+            return average_views(logits, self.layout)
+        return fuse_windows(logits, plan.weights, self.layout, plan.glance_logits, self.glance_beta)
+
+    def _result(
+        self,
+        info: MediaInfo,
+        options: ClassifyOptions,
+        plan: WindowPlan,
+        probs: dict[str, np.ndarray],
+        clips: list[ClipBatch],
+        timings: dict[str, float],
+    ) -> ClassifyResult:
+        resolved = [w for batch in clips for w in batch.windows]
+        windows = [
+            WindowOut(
+                start_s=round(r.start_s, 4),
+                end_s=round(r.end_s, 4),
+                saliency=float(w),
+                box=r.box.as_list(),
+                padded=r.padded,
+            )
+            for r, w in zip(resolved, plan.weights, strict=True)
+        ]
+        k = len(plan.windows)
+        heavy = k * self.heavy_gmacs(plan.crop_size) if k else 0.0
+        glance = self.glance_gmacs(k) if plan.policy == "glance" else 0.0
+        dense = self.dense30_gmacs()
+        labels = self.package.labels
+        return ClassifyResult(
+            model=ModelRef(name=self.package.name, version=self.package.version),
+            policy=plan.policy,
+            k=k,
+            heads={name: top_k(p, labels[name], options.top_k) for name, p in probs.items()},
+            windows=windows if options.return_windows else None,
+            audio="present" if info.has_audio else "absent",
+            padded=any(r.padded for r in resolved),
+            early_exit=plan.early_exit,
+            video=VideoSummary(
+                duration_s=round(info.duration_s, 4),
+                width=info.video.width,
+                height=info.video.height,
+                fps=info.video.fps,
+                container=info.container,
+            ),
+            timings_ms={name: round(1000 * s, 3) for name, s in timings.items()},
+            compute=ComputeSummary(
+                gmacs=round(heavy + glance, 4),
+                glance_gmacs=round(glance, 4),
+                heavy_gmacs=round(heavy, 4),
+                dense30_gmacs=round(dense, 4),
+                fraction_of_dense=round((heavy + glance) / dense, 5) if dense else 0.0,
+            ),
+        )

@@ -1,0 +1,208 @@
+"""``JobService``: what the /v1/jobs routes call (submit, get, results, cancel).
+
+``build_job_service(config, processor)`` picks the backend: Redis Streams when
+``config.redis_url`` is set, else the in-process queue with an embedded worker (same API and
+semantics, not durable). Lifecycle: ``await start()`` ... ``await stop(grace_s)``, or
+``async with``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from service.errors import AvserveError
+from service.queue.backend import (
+    TERMINAL_JOB_STATES,
+    BackendUnavailable,
+    JobBackend,
+    JobRecord,
+    NewJob,
+)
+from service.queue.callbacks import CallbackSender
+from service.queue.config import QueueConfig
+from service.queue.items import JobProcessor
+from service.queue.memory_backend import MemoryBackend
+from service.queue.metrics import StatsCache, WorkerMetrics
+from service.queue.models import JobCreate, JobOut, item_out, job_out
+from service.queue.worker import Worker
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_RESULTS_PAGE = 500
+MAX_ITEMS_PAGE = 1000
+
+
+class JobService:
+    def __init__(
+        self,
+        config: QueueConfig,
+        backend: JobBackend,
+        processor: JobProcessor | None,
+        *,
+        sender: CallbackSender | None = None,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self._sender = sender or CallbackSender(config)
+        self._clock = clock
+        self._stats = StatsCache(backend, config.metrics_interval_s)
+        self.worker: Worker | None = None
+        if config.runs_embedded_worker and processor is not None:
+            self.worker = Worker(config, backend, processor, sender=self._sender)
+        if registry is not None:
+            self.register_metrics(registry)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        # Keep serving when the store is down: submits answer 503 until it is back, and
+        # consumer groups are re-created on first use.
+        with contextlib.suppress(BackendUnavailable):
+            await self.backend.start()
+        self._stats.start()
+        if self.worker is not None:
+            await self.worker.start()
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace_s)
+        await self._stats.stop()
+        await self._sender.aclose()
+        await self.backend.close()
+
+    async def __aenter__(self) -> JobService:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Queue-wide gauges/counters, plus the embedded worker's own instruments."""
+        registry.register(self._stats.collector(self.config))
+        if self.worker is not None:
+            self.worker.use_metrics(WorkerMetrics(registry, self.config))
+
+    def info(self) -> dict[str, Any]:
+        """What /v1/models-style endpoints report about batch jobs."""
+        c = self.config
+        return {
+            "backend": self.backend.kind,
+            "durable": self.backend.durable,
+            "embedded_worker": self.worker is not None,
+            "lanes": ["high", "batch"],
+            "max_items_per_job": c.max_items_per_job,
+            "max_queue_length": c.max_queue_length,
+            "result_ttl_s": c.result_ttl_s,
+            "max_deliveries": c.max_deliveries,
+        }
+
+    # -- API ---------------------------------------------------------------------------
+    async def submit(self, body: JobCreate, idempotency_key: str | None) -> tuple[JobOut, bool]:
+        """Accept a job; returns it and whether it was created (False: idempotent replay)."""
+        if len(body.items) > self.config.max_items_per_job:
+            raise AvserveError(
+                f"a job may list at most {self.config.max_items_per_job} items",
+                code="too_large",
+            )
+        if idempotency_key is not None and not (
+            0 < len(idempotency_key) <= 255 and idempotency_key.isprintable()
+        ):
+            raise AvserveError(
+                "Idempotency-Key must be 1-255 printable characters", code="invalid_request"
+            )
+        if body.callback_url is not None:
+            await self._sender.check(body.callback_url)
+        now = self._clock()
+        outcome = await self.backend.submit(
+            NewJob(
+                job_id=uuid.uuid4().hex,
+                lane=body.priority,
+                stream=self.config.stream_for_lane(body.priority),
+                urls=tuple(item.url for item in body.items),
+                options_json=body.classify_options().model_dump_json(),
+                callback_url=body.callback_url,
+                body_hash=body.body_hash(),
+                idempotency_key=idempotency_key,
+                created_at=now,
+            )
+        )
+        return await self.get(outcome.job_id, limit=0), outcome.created
+
+    async def get(self, job_id: str, *, offset: int = 0, limit: int = 100) -> JobOut:
+        """Status and progress, plus items ``[offset, offset+limit)`` (limit 0: none)."""
+        if offset < 0 or not 0 <= limit <= MAX_ITEMS_PAGE:
+            raise AvserveError(
+                f"offset must be >= 0 and limit within 0..{MAX_ITEMS_PAGE}", code="invalid_request"
+            )
+        job = await self._job(job_id)
+        items = await self.backend.get_items(job_id, offset, offset + limit) if limit else None
+        return job_out(
+            job, durable=self.backend.durable, now=self._clock(), items=items, offset=offset
+        )
+
+    async def open_results(self, job_id: str) -> AsyncIterator[bytes]:
+        """Check the job exists (404 before any byte is sent), then stream its final items as
+        JSON lines in item order."""
+        job = await self._job(job_id)
+
+        async def lines() -> AsyncIterator[bytes]:
+            for start in range(0, job.total, _RESULTS_PAGE):
+                page = await self.backend.get_items(job_id, start, start + _RESULTS_PAGE)
+                for item in page:
+                    if item.record is not None:
+                        yield item_out(item).model_dump_json().encode() + b"\n"
+
+        return lines()
+
+    async def cancel(self, job_id: str) -> JobOut:
+        """Cancel every item that has not started; running items finish normally."""
+        self._check_id(job_id)
+        job = await self.backend.cancel(job_id, self._clock())
+        if job is None:
+            raise AvserveError(f"no job {job_id}", code="job_not_found")
+        if job.status in TERMINAL_JOB_STATES - {"cancelled"}:
+            raise AvserveError(f"job {job_id} already ended ({job.status})", code="conflict")
+        return job_out(job, durable=self.backend.durable, now=self._clock())
+
+    def _check_id(self, job_id: str) -> None:
+        if not _JOB_ID.match(job_id):
+            raise AvserveError(f"no job {job_id}", code="job_not_found")
+
+    async def _job(self, job_id: str) -> JobRecord:
+        self._check_id(job_id)
+        job = await self.backend.get_job(job_id)
+        if job is None:
+            raise AvserveError(f"no job {job_id} (unknown or expired)", code="job_not_found")
+        return job
+
+
+def build_job_service(
+    config: QueueConfig,
+    processor: JobProcessor | None,
+    *,
+    registry: CollectorRegistry | None = None,
+    sender: CallbackSender | None = None,
+) -> JobService:
+    """The gateway's entry point: Redis when ``config.redis_url`` is set, else in-process."""
+    backend: JobBackend
+    if config.redis_url is not None:
+        from service.queue.redis_backend import RedisBackend
+
+        backend = RedisBackend(config)
+    else:
+        backend = MemoryBackend(config)
+    return JobService(config, backend, processor, sender=sender, registry=registry)

@@ -120,7 +120,8 @@ def search_patch_targets(
     """Best (u, v) ``[N, 2]`` per map ``[N, d, h, w]`` among ``grid²`` candidate boxes, scored
     by the patch proxy's loss on the labels (ties go to the first candidate)."""
     n = enhanced.shape[0]
-    grid = grid or net.cfg.map_size - net.proxy_size + 1
+    # Half-cell steps: the target's own quantisation stays well under the one-cell tolerance.
+    grid = grid or 2 * (net.cfg.map_size - net.proxy_size) + 1
     cands = candidate_uv(max(grid, 1), enhanced.device)  # [G, 2]
     g = cands.shape[0]
     maps = enhanced.unsqueeze(0).expand(g, *enhanced.shape).flatten(0, 1)
@@ -135,7 +136,7 @@ class GlanceLossWeights:
 
     glance_ce: float = 1.0  # CE(g) on labels
     aux_ce: float = 0.5  # visual-only and audio-only heads on labels
-    snippet_ce: float = 0.0  # per-snippet CE on every snippet (only if labels hold everywhere)
+    snippet_ce: float = 0.5  # per-snippet CE, weighted by the teacher's saliency when given
     distill: float = 1.0  # KL(g ‖ heavy video-level prediction)
     saliency: float = 1.0  # KL_sal to the heavy model's per-window log p_t(y)
     mc: float = 1.0  # MC fallback, used only when no teacher saliency is given
@@ -191,9 +192,7 @@ class GlanceLoss(nn.Module):
                 aux + classification_loss(out.audio_logits, labels, heads)
             )
         if labels and w.snippet_ce:
-            terms["snippet_ce"] = w.snippet_ce * classification_loss(
-                out.snippet_logits.transpose(0, 1), labels, heads
-            )
+            terms["snippet_ce"] = w.snippet_ce * self._snippet_ce(batch, out, labels)
         if batch.teacher_logits is not None and w.distill:
             terms["distill"] = w.distill * distillation_loss(
                 out.logits, batch.teacher_logits, heads, w.distill_tau
@@ -210,6 +209,18 @@ class GlanceLoss(nn.Module):
             raise ValueError("the batch has nothing to learn from (no labels and no teacher)")
         total = torch.stack(list(terms.values())).sum()
         return {"total": total, **{k: v.detach() for k, v in terms.items()}}
+
+    def _snippet_ce(self, batch: GlanceBatch, out: GlanceOutput, labels: Labels) -> Tensor:
+        """Per-snippet CE, weighted by where the teacher sees the class (uniform without one):
+        the label need not hold in every snippet, but it does where the heavy model is sure."""
+        per = per_sample_classification_loss(
+            out.snippet_logits.transpose(0, 1), labels, self.net.cfg.heads
+        )  # [T, B]
+        if batch.teacher_snippet_logp is not None:
+            r = F.softmax(batch.teacher_snippet_logp.float() / self.weights.saliency_tau, dim=1)
+        else:
+            r = torch.full_like(out.saliency, 1.0 / out.saliency.shape[1], dtype=torch.float32)
+        return (r.t().to(per.device) * per).sum(dim=0).mean()
 
     def _spatial_terms(
         self, batch: GlanceBatch, out: GlanceOutput, labels: Labels
@@ -268,6 +279,7 @@ class GlanceTrainer:
         k: int = 1,
         lr_multipliers: Mapping[str, float] | None = None,
         grad_clip: float | None = 5.0,
+        total_steps: int | None = None,
     ) -> None:
         self.net = net
         self.loss = GlanceLoss(net, weights, k)
@@ -275,6 +287,12 @@ class GlanceTrainer:
             param_groups(net, lr, lr_multipliers), lr=lr, weight_decay=weight_decay
         )
         self.grad_clip = grad_clip
+        # Cosine decay to zero over total_steps when given (a constant LR otherwise).
+        self.scheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, total_steps)
+            if total_steps
+            else None
+        )
 
     def step(self, batch: GlanceBatch) -> dict[str, float]:
         self.net.train()
@@ -284,4 +302,6 @@ class GlanceTrainer:
         if self.grad_clip:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.grad_clip)
         self.optimizer.step()
-        return {k: float(v) for k, v in losses.items()}
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {k: float(v.detach()) for k, v in losses.items()}

@@ -140,7 +140,7 @@ class Pipeline:
     @functools.lru_cache(maxsize=8)  # noqa: B019 - the pipeline lives as long as its package
     def heavy_gmacs(self, crop: int) -> float:
         """Multiply-adds of one heavy clip at ``crop`` squared (meta-device count, cached)."""
-        return model_gmacs(self.package.model.cfg, crop=crop)
+        return model_gmacs(self.package.model.config, crop=crop)
 
     @functools.lru_cache(maxsize=32)  # noqa: B019
     def glance_gmacs(self, k: int) -> float:

@@ -91,14 +91,14 @@ class GlanceConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> GlanceConfig:
-        """A few-hundred-kMAC glance for tests and synthetic data (64 px, 8x8 map)."""
-        trunk = ((1, 16, 1, 1), (6, 24, 1, 2), (6, 32, 1, 2))
+        """A ~80 MMAC-per-video glance for tests and synthetic data (64 px frames, 8x8 map)."""
+        trunk = ((1, 8, 1, 1), (2, 16, 1, 2), (2, 24, 1, 2))  # stride 8
         kw: dict[str, Any] = {
             "frame_size": 64,
-            "visual": MobileNetConfig(width_mult=1.0, stem_channels=16, last_channels=64,
-                                      settings=trunk),
-            "audio": MobileNetConfig(width_mult=1.0, in_channels=1, stem_channels=16,
-                                     last_channels=64, settings=trunk),
+            "visual": MobileNetConfig(stem_channels=8, last_channels=32, settings=trunk),
+            "audio": MobileNetConfig(
+                in_channels=1, stem_channels=8, last_channels=32, settings=trunk
+            ),
             "audio_seconds": 0.25,
             "d_model": 64,
             "num_layers": 1,

@@ -101,7 +101,8 @@ class GlanceNet(nn.Module):
         if idx.dim() != 2 or idx.shape[0] != b:
             raise ValueError(f"idx must be [B, K] with B={b}, got {list(idx.shape)}")
         t = out.saliency.shape[1]
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= t):
+        # (meta tensors, used for FLOP counting, have no values to check)
+        if idx.numel() and not idx.is_meta and (int(idx.min()) < 0 or int(idx.max()) >= t):
             raise ValueError(f"snippet indices must be in [0, {t})")
         k = idx.shape[1]
         rows = torch.arange(b, device=idx.device)[:, None]

@@ -98,6 +98,7 @@ def create_app(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        metrics=metrics,
     )
     app.add_middleware(
         AdmissionMiddleware,
@@ -107,6 +108,6 @@ def create_app(
         timeout_s=settings.request_timeout_s,
         max_timeout_s=settings.max_request_timeout_s,
     )
-    app.add_middleware(ApiKeyMiddleware, keys=settings.load_api_keys())
+    app.add_middleware(ApiKeyMiddleware, keys=settings.load_api_keys(), metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -82,11 +82,15 @@ class RequestContextMiddleware:
                 )
         finally:
             elapsed = time.perf_counter() - t0
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            self.metrics.observe_request(template, method, status, elapsed)
             path = scope.get("path", "")
+            route = scope.get("route")
+            # Requests refused before routing keep a bounded label: their path only when it is
+            # a known work route, else "unmatched" (never the raw path: label cardinality).
+            template = getattr(route, "path", None) or (
+                path.rstrip("/") if (method, path.rstrip("/")) in WORK_ROUTES else "unmatched"
+            )
+            self.metrics.observe_request(template, method, status, elapsed)
             log.log(
                 logging.DEBUG if _is_open(path) else logging.INFO,
                 "%s %s %d",
@@ -112,9 +116,10 @@ class ApiKeyMiddleware:
     response time does not reveal which key or prefix matched.
     """
 
-    def __init__(self, app: ASGIApp, keys: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: Iterable[str], metrics: Metrics | None = None) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys if k]
+        self.metrics = metrics
 
     def _authorised(self, scope: Scope) -> bool:
         offered = _header(scope, b"x-api-key")
@@ -134,7 +139,9 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         if not self._authorised(scope):
-            resp = error_response("unauthorized", "missing or invalid API key")
+            resp = error_response(
+                "unauthorized", "missing or invalid API key", metrics=self.metrics
+            )
             resp.headers["WWW-Authenticate"] = "Bearer"
             await resp(scope, receive, send)
             return
@@ -228,11 +235,17 @@ class BodyLimitMiddleware:
         max_body_bytes: int,
         max_upload_bytes: int,
         upload_paths: Iterable[str] = ("/v1/classify",),
+        metrics: Metrics | None = None,
     ) -> None:
         self.app = app
+        self.metrics = metrics
         self.max_body = max_body_bytes
         self.max_upload = max_upload_bytes
         self.upload_paths = frozenset(upload_paths)
+
+    def _too_large(self, limit: int) -> ASGIApp:
+        msg = f"request body exceeds {limit} bytes"
+        return error_response("too_large", msg, metrics=self.metrics)
 
     def _limit(self, scope: Scope) -> int:
         ctype = _header(scope, b"content-type") or ""
@@ -245,10 +258,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self._limit(scope)
-        too_large = error_response("too_large", f"request body exceeds {limit} bytes")
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await too_large(scope, receive, send)
+            await self._too_large(limit)(scope, receive, send)
             return
         seen = 0
         exceeded = False
@@ -278,4 +290,4 @@ class BodyLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not response_started:
-            await too_large(scope, receive, send)
+            await self._too_large(limit)(scope, receive, send)

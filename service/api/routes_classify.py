@@ -18,6 +18,7 @@ from service.api.errors import COMMON_ERRORS, _resp
 from service.api.responses import ClassifyUrlRequest
 from service.api.services import Services
 from service.errors import AvserveError, CapacityError
+from service.media import save_upload
 from service.schemas import ClassifyOptions, ClassifyResult, Priority
 
 router = APIRouter(tags=["classify"])
@@ -61,8 +62,6 @@ async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
 async def _save_upload(
     request: Request, dest: Path, max_bytes: int
 ) -> tuple[Path, ClassifyOptions]:
-    from service.media import save_upload
-
     async with request.form(max_files=1, max_fields=16, max_part_size=64 * 1024) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -102,16 +101,19 @@ async def _run(
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_until_disconnect(request))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        if not task.done():
-            task.cancel()
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # our own cancellation: the deadline passed or the server stops
+        task.cancel()
         watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-    if task.cancelled():
-        return None
-    return task.result()
+        raise
+    watcher.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    # The client is gone: whatever the cancelled work ends with, nobody reads it.
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    return None
 
 
 @router.post(

@@ -8,7 +8,6 @@ of the pipelines) and/or ``registry``; everything not passed is built from the s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from service.errors import AvserveError
+from service.media import DecodePool, fetch_url
 from service.metrics import Metrics
 from service.registry import ModelRegistry, load_registry
 from service.schemas import ClassifyOptions, ClassifyResult, Priority
@@ -94,20 +94,17 @@ class Services:
 
     async def fetch(self, url: str, dest_dir: Path) -> Path:
         """Download ``url`` through the SSRF-guarded fetcher (stage ``fetch`` in metrics)."""
-        from service.media import fetch_url
-
         t0 = time.perf_counter()
         try:
-            result = fetch_url(url, dest_dir, self.settings.fetch_policy())
-            path: Path = await result if inspect.isawaitable(result) else result
+            fetched = await fetch_url(url, dest_dir, self.settings.fetch_policy())
         finally:
             self.metrics.observe_stage("fetch", time.perf_counter() - t0)
-        return path
+        return fetched.path
 
     async def classify_url(
         self, url: str, options: ClassifyOptions, *, priority: Priority = Priority.BATCH
     ) -> ClassifyResult:
-        """Fetch and classify one URL (the job processor's work; also used by the API)."""
+        """Fetch and classify one URL: the work of one batch-job item."""
         with tempfile.TemporaryDirectory(dir=self.settings.tmp_dir, prefix="avserve-") as tmp:
             path = await self.fetch(url, Path(tmp))
             return await self.classifier.classify(path, options, priority=priority)
@@ -115,8 +112,10 @@ class Services:
     async def close(self, grace_s: float) -> None:
         """Stop jobs first (they feed the batcher), then models, then the decode pool."""
         if self.jobs is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await self.jobs.stop(grace_s)
+            except Exception:
+                log.exception("error while stopping the job service")
         await self.registry.close(grace_s)
         for closer in reversed(self._closers):
             try:
@@ -169,10 +168,8 @@ async def _build_pipelines(services: Services, registry: ModelRegistry) -> Class
         reason = f"classify pipeline not available ({e})"
         log.warning(reason)
         return UnavailableClassifier(reason)
-    from service.media import DecodePool
-
     settings = services.settings
-    decoder = DecodePool(settings.media_policy(), workers=settings.media.decode_workers)
+    decoder = DecodePool(settings.media.decode_workers, settings.media_policy())
     services.decoder = decoder
     await decoder.start()
     services._closers.append(decoder.close)

@@ -98,4 +98,10 @@ def register(app: typer.Typer) -> None:
         if config.redis_url is None:
             typer.echo("error: `avserve worker` needs REDIS_URL or --redis-url", err=True)
             raise typer.Exit(2)
-        asyncio.run(run_worker(config, factory))
+        from service.errors import AvserveError
+
+        try:
+            asyncio.run(run_worker(config, factory))
+        except (AvserveError, RuntimeError) as exc:  # e.g. no model package, no pipeline
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc

@@ -9,9 +9,8 @@ and a 16 kHz mono waveform (mean of the channels, as the official recipe). Which
 * ``region="event"`` (long split): the event box of the manifest (grown to a square of at
   least 0.6 x short side, the glance patch) over the event window +- ``event_margin_s``.
 
-Decoding uses PyAV directly (nearest decoded frame per grid instant, by timestamp).
-TODO(lead): switch to ``service.media.read_clips`` once it exists so training sees exactly
-the pixels serving decodes.
+Decoding goes through ``service.media`` (``probe`` + ``read_clips``: nearest decoded frame per
+grid instant, the box cut and resized there, 16 kHz mono audio), the same code serving uses.
 
 Layout of ``cache_dir``: ``frames.npy`` uint8 [F, side, side, 3], ``audio.npy`` float32 [N],
 ``index.npz`` (per clip offsets / counts / labels) and ``cache.json`` (written last: a cache
@@ -30,13 +29,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import av
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from service.data.avsynth.generate import read_manifest
-from service.errors import AvserveError, MediaError
+from service.errors import AvserveError
+from service.media import ClipSpec, ClipWindow, CropBox, MediaPolicy, probe, read_clips
 
 
 @dataclass(frozen=True)
@@ -94,49 +91,25 @@ def decode_window(
     n_frames: int,
     n_audio: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(frames uint8 [n_frames, side, side, 3], audio float32 [n_audio]) of one file's window."""
-    x, y, bw, bh = box
-    grid = t0 + np.arange(n_frames) / cfg.grid_fps
-    times: list[float] = []
-    crops: list[np.ndarray] = []
-    chunks: list[np.ndarray] = []
-    audio_start: float | None = None
-    try:
-        with av.open(str(path)) as container:
-            vstream = container.streams.video[0]
-            vstream.thread_type = "AUTO"
-            streams = [vstream, *container.streams.audio[:1]]
-            resampler = av.AudioResampler(format="fltp", rate=cfg.audio_sample_rate)
-            for packet in container.demux(*streams):
-                for frame in packet.decode():
-                    if isinstance(frame, av.VideoFrame):
-                        ft = float(frame.time if frame.time is not None else len(times) / 30)
-                        if t0 - 0.2 <= ft <= t1 + 0.2:
-                            times.append(ft)
-                            crops.append(frame.to_ndarray(format="rgb24")[y : y + bh, x : x + bw])
-                    elif isinstance(frame, av.AudioFrame):
-                        if audio_start is None:
-                            audio_start = float(frame.time or 0.0)
-                        chunks.extend(
-                            o.to_ndarray().mean(axis=0) for o in resampler.resample(frame)
-                        )
-            if audio_start is not None:
-                chunks.extend(o.to_ndarray().mean(axis=0) for o in resampler.resample(None))
-    except av.FFmpegError as err:
-        raise MediaError(f"cannot decode {path}: {err}", code="undecodable") from err
-    if not crops:
-        raise MediaError(f"no video frames in {path} between {t0:.2f}s and {t1:.2f}s")
-    idx = np.abs(np.asarray(times)[None, :] - grid[:, None]).argmin(axis=1)
-    stack = torch.from_numpy(np.stack([crops[i] for i in idx])).permute(0, 3, 1, 2).float()
-    small = F.interpolate(stack, size=(cfg.side, cfg.side), mode="bilinear", antialias=True)
-    frames = small.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    """(frames uint8 [n_frames, side, side, 3], audio float32 [n_audio]) of one file's window.
+
+    Decoded by the service's own media module (probe + read_clips, as one clip whose frames are
+    the cache's time grid), so training sees exactly the pixels and audio serving decodes.
+    """
+    policy = MediaPolicy()
+    info = probe(Path(path), policy)
+    spec = ClipSpec(
+        num_frames=n_frames,
+        sampling_rate=1,
+        target_fps=cfg.grid_fps,
+        crop_size=cfg.side,
+        audio_sample_rate=cfg.audio_sample_rate,
+    )
+    batch = read_clips(Path(path), info, [ClipWindow(t0, CropBox(*box))], spec, policy)
     audio = np.zeros(n_audio, dtype=np.float32)
-    if chunks:
-        wave = np.concatenate(chunks).astype(np.float32)
-        start = round((t0 - (audio_start or 0.0)) * cfg.audio_sample_rate)
-        piece = wave[max(start, 0) : max(start, 0) + n_audio]
-        audio[: len(piece)] = piece
-    return frames, audio
+    piece = batch.audio[0][:n_audio]
+    audio[: len(piece)] = piece
+    return batch.frames[0], audio
 
 
 def _run(job: _Job) -> None:
@@ -183,9 +156,13 @@ class ClipCache:
         return self.audio[o : o + int(self.audio_count[i])]
 
 
-def _fingerprint(data_dir: Path, cfg: CacheConfig) -> str:
+def _fingerprint(data_dir: Path, records: list[dict[str, Any]], cfg: CacheConfig) -> str:
+    """Manifest + cache config + every file's size and mtime: regenerated files invalidate."""
     h = hashlib.sha1((data_dir / "manifest.jsonl").read_bytes())
     h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    for rec in records:
+        st = (data_dir / rec["file"]).stat()
+        h.update(f"{rec['file']}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()
 
 
@@ -200,7 +177,7 @@ def build_cache(
     """Decode every file of ``data_dir`` into ``cache_dir`` (reused when already up to date)."""
     data_dir, root = Path(data_dir), Path(cache_dir)
     records = read_manifest(data_dir)
-    fingerprint = _fingerprint(data_dir, cfg)
+    fingerprint = _fingerprint(data_dir, records, cfg)
     meta_path = root / "cache.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
         return ClipCache(root)

@@ -130,5 +130,7 @@ def raise_media_error(exc: BaseException, doing: str) -> NoReturn:
     if isinstance(exc, MemoryError | av.error.MemoryError):
         raise MediaError(f"out of memory while {doing}", code="too_large") from exc
     if isinstance(exc, av.error.DecoderNotFoundError | av.error.PatchWelcomeError):
-        raise MediaError(f"unsupported codec feature while {doing}", code="unsupported_codec") from exc
+        raise MediaError(
+            f"unsupported codec feature while {doing}", code="unsupported_codec"
+        ) from exc
     raise MediaError(f"undecodable media while {doing}: {exc}", code="undecodable") from exc

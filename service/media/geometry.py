@@ -89,9 +89,7 @@ def dense_windows(
     free = max(info.duration_s - clip_s, 0.0)
     boxes = spatial_crops(info, short_side, crop, num_crops)
     return [
-        ClipWindow(start_s=free * i / num_clips, box=box)
-        for i in range(num_clips)
-        for box in boxes
+        ClipWindow(start_s=free * i / num_clips, box=box) for i in range(num_clips) for box in boxes
     ]
 
 

@@ -48,6 +48,7 @@ class MediaPolicy:
     max_audio_channels: int = 8
     max_sample_rate: int = 192_000
     max_decoded_frames: int = 20_000  # per job (one probe, snippet or clip request)
+    max_output_bytes: int = 1024**3  # decoded arrays one job may return (frames + audio)
     max_wall_s: float = 60.0  # per job, checked inside the decode loops
     open_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
@@ -84,3 +85,4 @@ class FetchPolicy:
     allow_hosts: tuple[str, ...] = ()
     chunk_bytes: int = 64 * 1024
     user_agent: str = "avserve-fetch/1"
+    ca_bundle: str | None = None  # PEM file of extra trusted CAs (on-premise TLS); None: system

@@ -22,7 +22,7 @@ decodes the first frame (that also proves the stream decodes at all).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,20 +63,20 @@ def _rate(value: Fraction | None) -> float | None:
 
 def _summary(stream: av.stream.Stream, selected: set[int]) -> StreamSummary:
     cc = stream.codec_context
-    common = {
-        "index": stream.index,
-        "kind": stream.type,
-        "codec": cc.name if cc is not None else None,
-        "default": _is_default(stream),
-        "selected": stream.index in selected,
-    }
-    if stream.type == "video" and cc is not None:
-        return StreamSummary(
-            **common, width=cc.width, height=cc.height, fps=_rate(stream.average_rate)
-        )
-    if stream.type == "audio" and cc is not None:
-        return StreamSummary(**common, sample_rate=cc.sample_rate, channels=cc.channels)
-    return StreamSummary(**common)
+    summary = StreamSummary(
+        index=stream.index,
+        kind=stream.type,
+        codec=cc.name if cc is not None else None,
+        default=_is_default(stream),
+        selected=stream.index in selected,
+    )
+    if isinstance(stream, av.video.stream.VideoStream) and cc is not None:
+        vcc = stream.codec_context
+        return replace(summary, width=vcc.width, height=vcc.height, fps=_rate(stream.average_rate))
+    if isinstance(stream, av.audio.stream.AudioStream) and cc is not None:
+        acc = stream.codec_context
+        return replace(summary, sample_rate=acc.sample_rate, channels=acc.channels)
+    return summary
 
 
 def _pick_video(container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -136,9 +136,11 @@ def _check_size(width: int, height: int, policy: MediaPolicy) -> None:
         )
 
 
-def _plausible(rate: Fraction | None, stream: av.stream.Stream, policy: MediaPolicy) -> bool:
+def _plausible(rate: Fraction | None, time_base: Fraction | None, policy: MediaPolicy) -> bool:
     # A "rate" equal to 1/time_base is FFmpeg echoing the clock, not a frame rate.
-    return bool(rate) and 0 < float(rate) <= policy.max_fps and rate != 1 / stream.time_base
+    if not rate or not 0 < float(rate) <= policy.max_fps:
+        return False
+    return time_base is None or rate != 1 / time_base
 
 
 def _unusable(pts: list[int | None]) -> bool:
@@ -186,7 +188,9 @@ def _scan(
                 scan.index_timing = _unusable(pts)
             if packet.pts is not None:
                 end = packet.pts + (packet.duration or 0)
-                scan.last_end_pts = end if scan.last_end_pts is None else max(scan.last_end_pts, end)
+                scan.last_end_pts = (
+                    end if scan.last_end_pts is None else max(scan.last_end_pts, end)
+                )
                 scan.min_pts = packet.pts if scan.min_pts is None else min(scan.min_pts, packet.pts)
         if not got_frame:
             try:
@@ -231,9 +235,7 @@ def _probe(
             f"{avg_fps:g} fps exceeds the limit of {policy.max_fps:g}", code="too_large"
         )
     tb = vs.time_base
-    header_duration = (
-        float(vs.duration * tb) if vs.duration and tb and vs.duration > 0 else None
-    )
+    header_duration = float(vs.duration * tb) if vs.duration and tb and vs.duration > 0 else None
     start_s = float((vs.start_time or 0) * tb) if tb else 0.0
     if header_duration is None and container.duration:
         c_start = (container.start_time or 0) / av.time_base
@@ -245,24 +247,22 @@ def _probe(
     timing = "index" if not tb or scan.index_timing else "pts"
     if timing == "index":
         start_s = 0.0
-    elif vs.start_time is None and scan.min_pts is not None:
+    elif vs.start_time is None and scan.min_pts is not None and tb:
         start_s = float(scan.min_pts * tb)
     estimated = timing == "index" or header_duration is None
 
     fps: float | None = avg_fps if avg_fps and avg_fps > 0 else None
     if timing == "index":
-        if _plausible(vs.guessed_rate, vs, policy):
-            fps = float(vs.guessed_rate)
-        elif _plausible(vs.average_rate, vs, policy):
-            fps = float(vs.average_rate)
-        else:
-            fps = policy.fallback_fps
+        declared = [
+            float(r) for r in (vs.guessed_rate, vs.average_rate) if r and _plausible(r, tb, policy)
+        ]
+        fps = declared[0] if declared else policy.fallback_fps
         duration = scan.packets / fps
     elif header_duration is not None:
         duration = header_duration
     else:
         end_pts = scan.last_end_pts
-        duration = float(end_pts * tb) - start_s if end_pts is not None else 0.0
+        duration = float(end_pts * tb) - start_s if end_pts is not None and tb else 0.0
     if duration <= 0:
         duration = 1.0 / (fps or policy.fallback_fps)
     if duration > policy.max_duration_s:

@@ -123,7 +123,7 @@ class ClipSpec:
 
     @property
     def audio_samples(self) -> int:
-        return int(round(self.duration_s * self.audio_sample_rate))
+        return round(self.duration_s * self.audio_sample_rate)
 
 
 @dataclass(frozen=True)
@@ -159,10 +159,13 @@ class SnippetSpec:
     frame_size: int = 160  # frames are squashed (no crop) to frame_size squared
     audio_seconds: float = 1.0
     audio_sample_rate: int = 16000
+    # A keyframe that a seek lands on within ±frame_tolerance × (D / T) of a snippet centre
+    # is used as is (no decoding of the rest of its GOP); 0 = always the nearest frame.
+    frame_tolerance: float = 0.25
 
     @property
     def audio_samples(self) -> int:
-        return int(round(self.audio_seconds * self.audio_sample_rate))
+        return round(self.audio_seconds * self.audio_sample_rate)
 
 
 @dataclass

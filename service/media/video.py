@@ -20,6 +20,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
 
 import av
 
@@ -28,7 +30,9 @@ from service.media.container import Deadline, configure_decoder, raise_media_err
 from service.media.policy import MediaPolicy
 from service.media.types import MediaInfo
 
-Emit = Callable[[int, av.VideoFrame], None]
+# emit(instant index, frame time in seconds, frame)
+Emit = Callable[[int, float, av.VideoFrame], None]
+Skip = Literal["DEFAULT", "NONREF", "NONKEY"]
 
 _NO_INDEX_SEEK_GAP_S = 2.0  # without a keyframe index, seek only for gaps larger than this
 
@@ -54,19 +58,32 @@ class FrameSampler:
         self.info = info
         self.policy = policy
         self.deadline = deadline
-        self.stream = container.streams[info.video.index]
-        if self.stream.type != "video":
+        stream = container.streams[info.video.index]
+        if not isinstance(stream, av.video.stream.VideoStream):
             raise MediaError("stream layout changed since probing", code="undecodable")
-        configure_decoder(self.stream, policy)
-        self.tb = self.stream.time_base
-        self.index_timing = info.video.timing == "index" or not self.tb
+        self.stream = stream
+        configure_decoder(stream, policy)
+        self.index_timing = info.video.timing == "index" or not stream.time_base
+        self.tb: Fraction = stream.time_base or Fraction(1, 1)
         self.fps = info.video.fps or policy.fallback_fps
         self.start_pts = 0 if self.index_timing else round(info.video.start_s / self.tb)
         self.stats = SampleStats()
         self._errors = 0
         self._frames_out = 0  # frames emitted by the decoder since the start ("index" timing)
         self._gap_s = _NO_INDEX_SEEK_GAP_S
-        self._skip_nonref = False
+        # A seek flushes the decoder and restarts at a keyframe: only worth it when it skips
+        # more than this (grows when seeks turn out to land behind the current position).
+        self._min_gain_s = max(0.5, 8.0 / self.fps)
+        self._keyframe_cache: list[float] | None = None
+        # Index times can be decode times (mp4), a few frames before the presentation times
+        # seeks compare against; learnt from where seeks actually land.
+        self._index_shift = 0.0
+        self._skip: Skip = "DEFAULT"  # the decoder's skip_frame setting
+        # Keyframe-only landing (approximate mode): after a seek, the decoder drops every
+        # non-key packet until the keyframe comes out. The frames after it are then unusable
+        # ("dirty"), so the next instant always seeks.
+        self._keyframe_only = False
+        self._dirty = False
 
     # -- decoding ------------------------------------------------------------------------------
 
@@ -77,10 +94,10 @@ class FrameSampler:
             return (previous if previous is not None else 0.0) + 1.0 / self.fps
         return float((frame.pts - self.start_pts) * self.tb)
 
-    def _set_skip(self, skip: bool) -> None:
-        if skip != self._skip_nonref:
-            self.stream.codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
-            self._skip_nonref = skip
+    def _set_skip(self, mode: Skip) -> None:
+        if mode != self._skip:
+            self.stream.codec_context.skip_frame = mode
+            self._skip = mode
 
     def _frames(self, want: Callable[[], float | None]) -> Iterator[tuple[float, av.VideoFrame]]:
         """Decoded (time, frame) pairs from the current position; ``want()`` is the next
@@ -90,9 +107,18 @@ class FrameSampler:
         for packet in self.container.demux(self.stream):
             self.deadline.check()
             target = want()
-            self._set_skip(target is not None and last is not None and last < target - lookahead)
+            # Index timing counts frames, so it must see every one of them.
+            far = target is not None and last is not None and last < target - lookahead
+            if self._keyframe_only:
+                self._set_skip("NONKEY")
+            else:
+                self._set_skip("NONREF" if far and not self.index_timing else "DEFAULT")
             try:
                 frames = self.stream.decode(packet)
+                if self._keyframe_only and packet.is_keyframe:
+                    # Drain now instead of waiting for the frames a reorder buffer would want;
+                    # the next step is a seek, which resets the decoder.
+                    frames += self.stream.decode(None)
             except (av.error.InvalidDataError, av.error.ArgumentError) as e:
                 self._errors += 1
                 if self._errors > self.policy.max_decode_errors:
@@ -103,6 +129,8 @@ class FrameSampler:
             except Exception as e:
                 raise_media_error(e, "decoding video")
             for frame in frames:
+                if self._keyframe_only:
+                    self._keyframe_only, self._dirty = False, True
                 self.stats.decoded_frames += 1
                 self._frames_out += 1
                 if self.stats.decoded_frames > self.policy.max_decoded_frames:
@@ -116,25 +144,50 @@ class FrameSampler:
     # -- seeking -------------------------------------------------------------------------------
 
     def _keyframes(self) -> list[float] | None:
-        entries = self.stream.index_entries
-        if len(entries) < 2:
+        """Keyframe times from the container index (mp4 sample tables, mkv cues once read);
+        None when the index is missing or holds a single entry."""
+        if self._keyframe_cache is None:
+            entries = self.stream.index_entries
+            if len(entries) >= 2:
+                start, tb = self.start_pts, self.tb
+                times = [float((e.timestamp - start) * tb) for e in entries if e.is_keyframe]
+                self._keyframe_cache = sorted(times) or None
+        return self._keyframe_cache
+
+    def _keyframe_before(self, t: float) -> float | None:
+        """Presentation time of the last indexed keyframe at or before ``t`` (None: unknown)."""
+        keyframes = self._keyframes()
+        if keyframes is None:
             return None
-        times = [
-            float((e.timestamp - self.start_pts) * self.tb) for e in entries if e.is_keyframe
-        ]
-        return sorted(times) if times else None
+        i = bisect.bisect_right(keyframes, t - self._index_shift) - 1
+        return keyframes[i] + self._index_shift if i >= 0 else None
+
+    def _learn_index_shift(self, landed_s: float) -> None:
+        keyframes = self._keyframes()
+        if keyframes is None:
+            return
+        i = bisect.bisect_right(keyframes, landed_s + 1e-6) - 1
+        if i >= 0 and 0.0 <= landed_s - keyframes[i] < 1.0:
+            self._index_shift = landed_s - keyframes[i]
 
     def _should_seek(self, target: float, position: float | None) -> bool:
         if self.index_timing:
             return False
         here = position if position is not None else 0.0
-        keyframes = self._keyframes()
-        if keyframes is not None:
-            i = bisect.bisect_right(keyframes, target) - 1
-            return i >= 0 and keyframes[i] > here + 1e-6
+        if self._keyframes() is not None:
+            keyframe = self._keyframe_before(target)
+            return keyframe is not None and keyframe - here > self._min_gain_s
         return target - here > self._gap_s
 
-    def _seek(self, t: float) -> None:
+    def _keyframe_hit(self, instant: float, tolerance_s: float) -> bool:
+        """Whether the keyframe a seek for ``instant`` lands on is predicted within tolerance."""
+        if tolerance_s <= 0:
+            return False
+        keyframe = self._keyframe_before(instant + tolerance_s)
+        return keyframe is not None and keyframe >= instant - tolerance_s
+
+    def _seek(self, t: float, *, keyframe_only: bool = False) -> None:
+        self._keyframe_only, self._dirty = keyframe_only, False
         ts = self.start_pts + int(max(t, 0.0) / self.tb)
         try:
             self.container.seek(ts, stream=self.stream, backward=True, any_frame=False)
@@ -145,18 +198,24 @@ class FrameSampler:
     # -- sampling ------------------------------------------------------------------------------
 
     def sample(self, instants: Sequence[float], emit: Emit, *, tolerance_s: float = 0.0) -> None:
-        """Call ``emit(i, frame)`` once for every instant i, with the frame chosen for it.
+        """Call ``emit(i, time, frame)`` once for every instant i, with the frame chosen for it.
 
-        Exact mode (``tolerance_s=0``): the frame nearest in time. Otherwise the earliest
-        frame within ±tolerance (e.g. the keyframe a seek lands on), else the nearest.
+        The frame nearest in time is chosen, except that with ``tolerance_s > 0`` the frame a
+        seek lands on (a keyframe) is accepted for instants within ±tolerance of it, which
+        avoids decoding the rest of its group of pictures.
         """
         order = sorted(range(len(instants)), key=lambda i: instants[i])
         state = _Walk(order=order, instants=instants, tolerance_s=tolerance_s)
         while state.pending < len(order):
-            target = state.next_instant()
-            if self._should_seek(target, state.position):
-                self._seek(target)
+            # With a tolerance, a keyframe up to ``tolerance_s`` after the instant also serves.
+            target = state.next_instant() + tolerance_s
+            forced = self._dirty
+            if forced or self._should_seek(target, state.position):
+                self._seek(
+                    target, keyframe_only=self._keyframe_hit(target - tolerance_s, tolerance_s)
+                )
                 state.seeked_for, state.seek_to, state.prev = state.pending, target, None
+                state.forced = forced
             if self._walk(state, emit) == "eof":
                 self._finish(instants, order[state.pending :], state.prev, emit)
                 return
@@ -166,30 +225,50 @@ class FrameSampler:
         retries = 0
         while True:
             landed = state.prev is None and state.seeked_for is not None
-            late = False
+            late = redo = False
             for t, frame in self._frames(state.want):
+                before = state.pending
                 if landed:
                     landed = False
+                    self._learn_index_shift(t)
                     # A seek can land after the instant (index in DTS, sparse cues) or nowhere.
                     target = state.next_instant()
                     late = t > target + state.tolerance_s + 1.0 / self.fps
                     if late and state.seek_to > 0 and retries < 4:
                         break
                     late = False
-                    if state.position is not None and t < state.position - 1e-6:
-                        self._gap_s *= 2  # landed behind where we were: seeking does not pay
+                    if not state.forced and state.position is not None and t <= state.position:
+                        # landed where we already were: seeking does not pay at this distance
+                        self._gap_s *= 2
+                        self._min_gain_s *= 2
+                    # Approximate mode: the frame a seek lands on (a keyframe, decoded anyway)
+                    # stands in for every instant within the tolerance.
+                    while state.pending < len(state.order) and (
+                        abs(t - state.next_instant()) <= state.tolerance_s
+                    ):
+                        emit(state.order[state.pending], t, frame)
+                        state.pending += 1
+                    if self._dirty:  # keyframe-only landing: what follows was not decoded
+                        if state.pending == before:
+                            redo = True  # mispredicted: decode this GOP properly
+                            break
+                        state.position = t
+                        return "seek"
                 state.position = t
-                before = state.pending
                 state.settle(t, frame, emit)
                 state.prev = (t, frame)
                 if state.pending == len(state.order):
                     return "seek"  # all settled; the caller's loop ends
                 if state.pending != before and self._should_seek(
-                    state.next_instant(), state.position
+                    state.next_instant() + state.tolerance_s, state.position
                 ):
                     return "seek"
             else:
                 late = landed and state.seek_to > 0 and retries < 4  # no frame after the seek
+            if redo:
+                self._seek(state.seek_to)
+                state.prev = None
+                continue
             if not late:
                 return "eof"
             retries += 1
@@ -217,7 +296,7 @@ class FrameSampler:
                 code="undecodable",
             )
         for i in rest:
-            emit(i, prev[1])
+            emit(i, last_t, prev[1])
 
 
 @dataclass
@@ -232,26 +311,24 @@ class _Walk:
     position: float | None = None  # time of the last decoded frame; None: at the start
     seeked_for: int | None = None
     seek_to: float = 0.0
+    forced: bool = False  # the last seek was forced by a keyframe-only landing
 
     def next_instant(self) -> float:
         return self.instants[self.order[self.pending]]
 
     def want(self) -> float | None:
-        if self.pending >= len(self.order):
-            return None
-        return self.next_instant() - self.tolerance_s
+        return self.next_instant() if self.pending < len(self.order) else None
 
     def settle(self, t: float, frame: av.VideoFrame, emit: Emit) -> None:
-        """Emit every pending instant that frame ``t`` decides."""
-        tol = self.tolerance_s
+        """Emit every pending instant that frame ``t`` decides: the nearer of it and the
+        previous frame (ties go to the earlier frame)."""
         while self.pending < len(self.order):
             inst = self.next_instant()
-            if t < inst - tol:
+            if t < inst:
                 return
-            within = abs(t - inst) <= tol
             prev = self.prev
-            if not within and prev is not None and (inst - prev[0]) <= (t - inst):
-                emit(self.order[self.pending], prev[1])
+            if prev is not None and (inst - prev[0]) <= (t - inst):
+                emit(self.order[self.pending], prev[0], prev[1])
             else:
-                emit(self.order[self.pending], frame)
+                emit(self.order[self.pending], t, frame)
             self.pending += 1

@@ -234,6 +234,10 @@ class JobBackend(Protocol):
 
     async def stats(self) -> QueueStats: ...
 
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        """Dead-lettered entries (item fields + stream, entry, deliveries, error), oldest first."""
+        ...
+
 
 def crash_error(deliveries: int) -> dict[str, str]:
     """The error reported for an item that no worker finished (killed, hung, stuck)."""

@@ -5,7 +5,8 @@ result, so a worker crash cannot lose it; ``CallbackHandler`` (a ``DeliveryHandl
 it. Delivery is at-least-once: a worker killed after the POST but before recording it makes
 another worker POST again; receivers dedupe on the ``X-Avserve-Job-Id`` header.
 
-The address guard resolves the host once, refuses non-public addresses (unless allowed by
+The address guard (the media fetcher's, ``service.media.netguard``) resolves the host once,
+refuses non-public addresses (unless allowed by
 ``QueueConfig.callback_allow_networks``) and the POST connects to that checked address
 (Host header and TLS SNI keep the original name), so DNS rebinding cannot redirect it.
 Redirects are not followed.
@@ -14,11 +15,9 @@ Redirects are not followed.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import random
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from typing import Any
 import httpx
 
 from service.errors import FetchError
+from service.media.fetch import check_url
+from service.media.netguard import parse_networks, resolve_checked
 from service.queue.backend import Delivery, JobBackend
 from service.queue.config import QueueConfig
 from service.queue.items import persist
@@ -34,9 +35,6 @@ from service.queue.metrics import WorkerMetrics
 from service.queue.models import job_out
 
 log = logging.getLogger(__name__)
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -53,46 +51,21 @@ class ResolvedTarget:
 AddressGuard = Callable[[str], Awaitable[ResolvedTarget]]
 
 
-def _address_allowed(ip: IPAddress, allow: Sequence[IPNetwork]) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
-    if any(ip in net for net in allow):
-        return True
-    return ip.is_global and not ip.is_multicast
-
-
 class PublicAddressGuard:
-    """Default ``AddressGuard``: http(s) only, every resolved address must be public."""
+    """Default ``AddressGuard``: the media fetcher's SSRF rules (``service.media.netguard``).
+
+    http(s) only, no credentials; the host is resolved once and every address must be public
+    unless inside ``allow_networks``.
+    """
 
     def __init__(self, allow_networks: Sequence[str] = ()) -> None:
-        self._allow = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
+        self._allow = parse_networks(allow_networks)
 
     async def __call__(self, url: str) -> ResolvedTarget:
-        try:
-            u = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError) as exc:
-            raise FetchError(f"invalid callback URL: {exc}", code="url_invalid") from exc
-        if u.scheme not in ("http", "https") or not u.host or u.userinfo:
-            raise FetchError("callback URLs must be http(s)://host/...", code="url_invalid")
+        u = check_url(url)
         port = u.port or (443 if u.scheme == "https" else 80)
-        try:
-            ips = [ipaddress.ip_address(u.host)]
-        except ValueError:
-            try:
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    u.host, port, type=socket.SOCK_STREAM
-                )
-            except (socket.gaierror, UnicodeError) as exc:
-                raise FetchError(
-                    f"callback host {u.host!r} does not resolve", code="url_unreachable"
-                ) from exc
-            ips = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        if not ips or not all(_address_allowed(ip, self._allow) for ip in ips):
-            raise FetchError(
-                f"callback host {u.host!r} resolves to a non-public address",
-                code="url_forbidden",
-            )
-        return ResolvedTarget(url, u.scheme, u.host, port, str(ips[0]))
+        resolved = await resolve_checked(u.host, port, self._allow)
+        return ResolvedTarget(url, u.scheme, u.host, port, resolved.address)
 
 
 @dataclass(frozen=True)
@@ -211,6 +184,9 @@ class CallbackHandler:
 
     async def handle(self, consumer: str, delivery: Delivery) -> None:
         d = delivery
+        if "job" not in d.fields:  # not written by us: drop it
+            await self._persist(lambda: self._backend.ack(d))
+            return
         job = await self._persist(lambda: self._backend.get_job(d.job_id))
         if job is None or not job.callback_url or job.callback_status == "delivered":
             await self._persist(lambda: self._backend.ack(d))
@@ -229,6 +205,9 @@ class CallbackHandler:
 
     async def exhausted(self, consumer: str, delivery: Delivery) -> None:
         d = delivery
+        if "job" not in d.fields:
+            await self._persist(lambda: self._backend.ack(d))
+            return
         error = f"abandoned after {d.deliveries - 1} deliveries"
         await self._persist(lambda: self._backend.finish_callback(d, "failed", 0, error))
         self._count("failed")

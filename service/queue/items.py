@@ -81,6 +81,8 @@ class ItemHandler:
 
     async def handle(self, consumer: str, delivery: Delivery) -> None:
         d = delivery
+        if not await self._well_formed(d):
+            return
         begin = await self._persist(lambda: self._backend.begin(d, self._clock()))
         if not begin.proceed:
             # Already final (cancelled, or reported by an earlier delivery) or expired.
@@ -135,11 +137,22 @@ class ItemHandler:
     async def exhausted(self, consumer: str, delivery: Delivery) -> None:
         """Delivered too often without a report (workers killed or stuck on it)."""
         d = delivery
+        if not await self._well_formed(d):
+            return
         record = {"finished_at": self._clock(), "deliveries": d.deliveries - 1}
         await self._persist(
             lambda: self._backend.finish(d, "failed", record, self._clock(), dead_letter=True)
         )
         self._count(d, "dead_lettered")
+
+    async def _well_formed(self, d: Delivery) -> bool:
+        """Entries not written by ``submit`` (hand-made XADDs) are dropped, not retried."""
+        if "job" in d.fields and d.fields.get("item", "").isdigit():
+            return True
+        log.error("dropping malformed entry %s of %s: %s", d.entry_id, d.stream, dict(d.fields))
+        await self._persist(lambda: self._backend.ack(d))
+        self._count(d, "skipped")
+        return False
 
     def _record(
         self,

@@ -411,6 +411,5 @@ class MemoryBackend:
         alive = sum(1 for exp in self._workers.values() if exp > mono)
         return QueueStats(streams, len(self._dead), alive, dict(self._counters))
 
-    def dead_letters(self) -> list[dict[str, str]]:
-        """Dead-lettered entries, oldest first (for tests and the admin CLI)."""
-        return list(self._dead)
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        return list(self._dead)[:count]

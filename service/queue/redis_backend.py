@@ -17,16 +17,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
 from service.errors import AvserveError, CapacityError
 from service.queue import redis_scripts as lua
 from service.queue.backend import (
-    BackendUnavailable,
     BeginOutcome,
     Delivery,
     FinalItemState,
@@ -37,15 +32,20 @@ from service.queue.backend import (
     NewJob,
     QueueStats,
     ReclaimResult,
-    StreamStats,
     SubmitOutcome,
     crash_error,
 )
 from service.queue.config import QueueConfig
+from service.queue.redis_streams import (
+    drop_idle_consumers,
+    guarded,
+    make_client,
+    stream_stats,
+    trim_acked,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
 def _opt_float(value: str | None) -> float | None:
@@ -59,18 +59,7 @@ class RedisBackend:
     durable = True
 
     def __init__(self, config: QueueConfig, client: aioredis.Redis | None = None) -> None:
-        if client is None:
-            if config.redis_url is None:
-                raise ValueError("RedisBackend needs QueueConfig.redis_url")
-            client = aioredis.Redis.from_url(
-                config.redis_url,
-                decode_responses=True,
-                socket_connect_timeout=2.0,
-                # Blocking XREADGROUP must not trip the socket timeout.
-                socket_timeout=config.read_block_s + 10.0,
-                health_check_interval=15,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 2),
-            )
+        client = client if client is not None else make_client(config)
         self._config = config
         # Typed Any: redis-py annotates replies as bytes|str unions; we decode responses.
         self._r: Any = client
@@ -105,21 +94,7 @@ class RedisBackend:
         return [base, f"{base}:items", f"{base}:urls", f"{base}:started", f"{base}:errors"]
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        """Run one Redis interaction; connection trouble becomes ``BackendUnavailable`` and a
-        consumer group lost with a wiped Redis is re-created once."""
-        for attempt in (0, 1):
-            try:
-                return await fn()
-            except ReadOnlyError as exc:  # a demoted primary during failover
-                raise BackendUnavailable(f"redis is read-only: {exc}", retry_after_s=1) from exc
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc) and attempt == 0:
-                    await self._ensure_groups()
-                    continue
-                raise
-            except _UNAVAILABLE as exc:
-                raise BackendUnavailable(f"redis unavailable: {exc}", retry_after_s=1) from exc
-        raise AssertionError("unreachable")
+        return await guarded(fn, self._ensure_groups)
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         script = self._scripts[name]
@@ -416,48 +391,17 @@ class RedisBackend:
                 await self._call(partial(self._r.xgroup_delconsumer, stream, self._group, consumer))
 
     async def maintain(self, now: float) -> None:
-        for stream in self._names:
-            await self._call(partial(self._trim_acked, stream))
-
-    async def _trim_acked(self, key: str) -> None:
-        """Drop entries every consumer has acknowledged: below the oldest pending entry and
-        at or below the last delivered one. Undelivered or pending entries are never cut."""
-        group = next((g for g in await self._r.xinfo_groups(key) if g["name"] == self._group), None)
-        if group is None:
-            return
-        last = str(group["last-delivered-id"])
-        ms, seq = (int(x) for x in last.split("-"))
-        min_id = f"{ms}-{seq + 1}"
-        if int(group["pending"]) > 0:
-            summary = await self._r.xpending(key, self._group)
-            if summary and summary.get("min"):
-                min_id = min(
-                    min_id, str(summary["min"]), key=lambda s: tuple(map(int, s.split("-")))
-                )
-        await self._r.xtrim(key, minid=min_id, approximate=True)
+        idle_ms = 10 * self._config.visibility_timeout_s * 1000
+        for key in self._names:
+            await self._call(partial(trim_acked, self._r, key, self._group))
+            await self._call(partial(drop_idle_consumers, self._r, key, self._group, idle_ms))
 
     async def stats(self) -> QueueStats:
         c = self._config
-
-        async def one(stream: str) -> StreamStats:
-            key = self._k(stream)
-            entries = await self._r.xlen(key)
-            groups = await self._r.xinfo_groups(key) if entries or await self._r.exists(key) else []
-            g = next((g for g in groups if g["name"] == self._group), None)
-            if g is None:
-                return StreamStats(stream, entries, entries, 0, 0)
-            lag = g.get("lag")
-            return StreamStats(
-                stream,
-                entries,
-                int(lag) if lag is not None else entries,
-                int(g["pending"]),
-                int(g["consumers"]),
-            )
-
-        streams = []
-        for s in (c.high_stream, c.batch_stream, c.callback_stream):
-            streams.append(await self._call(partial(one, s)))
+        streams = [
+            await self._call(partial(stream_stats, self._r, self._k(s), s, self._group))
+            for s in (c.high_stream, c.batch_stream, c.callback_stream)
+        ]
         dead = await self._call(lambda: self._r.xlen(self._k(c.dead_letter_stream)))
         alive = await self._script("ALIVE", [self._k("workers")], [])
         counters = await self._call(lambda: self._r.hgetall(self._k("stats")))
@@ -466,7 +410,6 @@ class RedisBackend:
         )
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
-        """Dead-lettered entries, oldest first (for tests and the admin CLI)."""
         key = self._k(self._config.dead_letter_stream)
         entries = await self._call(lambda: self._r.xrange(key, count=count))
         return [dict(fields) for _, fields in entries]

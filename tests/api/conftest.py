@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
+import json
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ import pytest
 
 from service.settings import Settings
 from tests.api.helpers import write_tiny_package
+from tests.api.servers import ServerProcess, running_server, serve_command
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +45,33 @@ def make_settings(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
         return Settings(**(base | overrides))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def media_server(media_dir: Path) -> Iterator[str]:
+    """``host:port`` of a loopback HTTP server over ../shared/media (for URL classify tests)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def pipeline_server(
+    tiny_model_dir: Path, media_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """``avserve serve`` (real pipeline, tiny package) on loopback; the media server is on the
+    fetch allow-list, nothing else private is."""
+    pytest.importorskip("service.pipeline", reason="needs the classify pipeline")
+    env = {
+        "AVSERVE_MODEL_DIR": str(tiny_model_dir),
+        "AVSERVE_DEVICE": "cpu",
+        "AVSERVE_MEDIA__DECODE_WORKERS": "2",
+        "AVSERVE_FETCH__ALLOW_HOSTS": json.dumps([media_server]),
+        "AVSERVE_FETCH__TIMEOUT_S": "5",
+    }
+    with running_server(serve_command, env, tmp_path_factory.mktemp("logs")) as proc:
+        yield proc

@@ -54,6 +54,8 @@ def result_for(options: ClassifyOptions, size_bytes: int) -> ClassifyResult:
         heads={"kinetics": [LabelScore(label=f"bytes_{size_bytes}", index=0, score=1.0)]},
         windows=None,
         audio="absent",
+        padded=False,
+        early_exit=False,
         video=VideoSummary(duration_s=1.0, width=64, height=64, fps=25.0, container="mp4"),
         timings_ms={"total": 1.0},
         compute=ComputeSummary(

@@ -45,7 +45,7 @@ async def test_requests_over_the_concurrency_cap_get_429_with_retry_after(
     make_settings: Any,
 ) -> None:
     classifier = RecordingClassifier(delay_s=0.5)
-    async with serve_in_process(make_settings(max_concurrent_requests=1), classifier) as (_, c):
+    async with serve_in_process(make_settings(max_concurrent_requests=1), classifier) as (app, c):
         first = asyncio.create_task(c.post("/v1/classify", files={"file": VIDEO}))
         await asyncio.wait_for(classifier.started.wait(), 5)
         second = await c.post("/v1/classify", files={"file": VIDEO})
@@ -54,6 +54,10 @@ async def test_requests_over_the_concurrency_cap_get_429_with_retry_after(
         assert (await first).status_code == 200
         # Reads are not work: they pass while the cap is reached.
         assert (await c.get("/v1/models")).status_code == 200
+        reg = app.state.metrics.registry
+        labels = {"route": "/v1/classify", "method": "POST", "status": "429"}
+        assert reg.get_sample_value("avserve_requests_total", labels) == 1
+        assert reg.get_sample_value("avserve_errors_total", {"code": "overloaded"}) == 1
 
 
 async def test_a_request_past_its_deadline_gets_504(make_settings: Any) -> None:

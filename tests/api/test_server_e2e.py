@@ -6,6 +6,7 @@ import functools
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ def gauge(base: str, name: str) -> float:
     raise AssertionError(f"{name} not exported")
 
 
-def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, "condition never became true"
@@ -123,3 +124,5 @@ def test_a_client_that_hangs_up_has_its_work_cancelled(
             wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 1)
         # The socket is closed: the server notices, cancels the work, frees the slot.
         wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 0, timeout=10)
+    assert '"status": 499' in server.log()  # logged as a client hang-up, not as an error
+    assert "unhandled error" not in server.log()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pytest
@@ -69,7 +69,7 @@ def expected(marker: int, k: int) -> np.ndarray:
     return np.stack([np.full(k, marker, np.float32), np.arange(k, dtype=np.float32)], axis=1)
 
 
-async def wait_until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < end, "condition never became true"

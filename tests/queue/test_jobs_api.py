@@ -30,7 +30,13 @@ async def test_submitted_job_reports_one_result_per_item(make_service: ServiceFa
 
         done = await wait_job_status(client, job["id"], {"done", "failed"})
         assert done["status"] == "done"
-        assert done["progress"] == {"total": 12, "done": 12, "failed": 0, "cancelled": 0, "pending": 0}
+        assert done["progress"] == {
+            "total": 12,
+            "done": 12,
+            "failed": 0,
+            "cancelled": 0,
+            "pending": 0,
+        }
         assert done["finished_at"] is not None and done["started_at"] is not None
 
         lines = (await client.get(f"/v1/jobs/{job['id']}/results")).text.splitlines()
@@ -114,7 +120,13 @@ async def test_cancel_stops_items_that_have_not_started(make_service: ServiceFac
         final = await wait_job_status(client, job["id"], {"cancelled"})
         await asyncio.sleep(0.3)  # give workers time to (wrongly) pick up cancelled items
         final = (await client.get(f"/v1/jobs/{job['id']}")).json()
-        assert final["progress"] == {"total": 5, "done": 1, "failed": 0, "cancelled": 4, "pending": 0}
+        assert final["progress"] == {
+            "total": 5,
+            "done": 1,
+            "failed": 0,
+            "cancelled": 4,
+            "pending": 0,
+        }
         assert final["finished_at"] is not None
         assert started == [item_urls(5)[0]]
         assert [i["state"] for i in final["items"]] == ["done"] + ["cancelled"] * 4
@@ -174,8 +186,7 @@ async def test_poison_item_is_dead_lettered_after_max_deliveries(
     assert "scripted crash" in poisoned["error"]["message"]  # the last error is reported
     assert poisoned["deliveries"] == 3
     assert calls[urls[2]] == 3
-    dead = service.backend.dead_letters()  # type: ignore[attr-defined]
-    dead = await dead if asyncio.iscoroutine(dead) else dead
+    dead = await service.backend.dead_letters()
     assert [(d["job"], d["item"]) for d in dead] == [(job["id"], "2")]
     stats = await service.backend.stats()
     assert stats.dead_letter == 1
@@ -195,7 +206,11 @@ async def test_typed_input_error_is_final_and_not_retried(make_service: ServiceF
         final = await wait_job_status(client, job["id"], {"done", "failed"})
         item = (await client.get(f"/v1/jobs/{job['id']}")).json()["items"][0]
     assert final["status"] == "failed"
-    assert item["error"] == {"code": "undecodable", "message": "moov atom not found", "request_id": None}
+    assert item["error"] == {
+        "code": "undecodable",
+        "message": "moov atom not found",
+        "request_id": None,
+    }
     assert calls == 1
     assert (await service.backend.stats()).dead_letter == 0
 

@@ -91,11 +91,11 @@ CLASSES: tuple[ClassDef, ...] = (
     ),
     ClassDef(
         4, "slide_left", BLUE_SQUARE, "slide_left", "buzz", "slide", "motion", "slide_right",
-        "A blue square slides right-to-left (screen left) with an engine buzz.",
+        "A blue square slides right-to-left across its stage again and again (fading out at the exit, back in at the entry) with an engine buzz.",
     ),
     ClassDef(
         5, "slide_right", BLUE_SQUARE, "slide_right", "buzz", "slide", "motion", "slide_left",
-        "The same blue square with the same buzz, sliding left-to-right.",
+        "The same blue square with the same buzz, sliding left-to-right pass after pass.",
     ),
     ClassDef(
         6, "swing_slow", YELLOW_HEXAGON, "swing_slow", "whoosh", "swing", "motion", None,

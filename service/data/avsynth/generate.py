@@ -37,7 +37,7 @@ from service.errors import AvserveError
 Subset = Literal["train", "val", "test"]
 SUBSET_BASE: dict[str, int] = {"train": 0, "val": 1 << 40, "test": 2 << 40}
 SEED_STRIDE = 1_000_000
-GENERATOR_VERSION = "avsynth-1"
+GENERATOR_VERSION = "avsynth-2"
 MANIFEST_FIELDS = (
     "file", "index", "subset", "seed", "split", "label", "class_name", "width", "height", "fps",
     "fps_rational", "num_frames", "sample_rate", "channels", "duration_s", "event_start_s",

@@ -187,9 +187,10 @@ def iter_frames(
             x, y = d.position(t, w, h)
             draw(canvas, d.shape, x + dx, y + dy, d.diameter, d.angle0 + d.omega * t,
                  d.colour, aspect=d.aspect)  # fmt: skip
-        opacity = object_opacity(spec, t)
+        local = t - spec.event_start_s
+        opacity = object_opacity(spec, t) * float(traj.opacity(local))
         if opacity > 0:
-            u, v, ang = traj.state(t - spec.event_start_s)
+            u, v, ang = traj.state(local)
             cx = sx + float(u) * side + dx
             cy = sy + float(v) * side + dy
             draw(canvas, cls.look.shape, cx, cy, traj.diameter * side, float(ang), colour,

@@ -28,6 +28,7 @@ from service.data.avsynth.classes import CLASSES, NUM_CLASSES, Motion
 Split = Literal["short", "long"]
 SPLIT_IDS: dict[str, int] = {"short": 0, "long": 1}
 FORMAT, MOTION, CLUTTER, SOUND, AMBIENCE = range(5)
+SLIDE_FADE = 0.08  # fraction of a slide pass spent fading in (and out)
 
 # (width, height); the long split stays at <= 320 px wide to keep files and time down.
 SHORT_SIZES = (
@@ -179,6 +180,18 @@ class Trajectory:
     event_times: tuple[float, ...]  # bounce impacts (sound events are synchronised to them)
     colour_jitter: tuple[int, int, int]
 
+    def _pass_phase(self, t: np.ndarray) -> np.ndarray:
+        phase0, speed = self.params[0], self.params[1]
+        return np.mod(phase0 + t * speed / (1 - self.diameter), 1.0)
+
+    def opacity(self, t: np.ndarray | float) -> np.ndarray:
+        """Visibility of the object (slides fade between passes; everything else is 1)."""
+        t = np.asarray(t, dtype=np.float64)
+        if self.kind not in ("slide_left", "slide_right"):
+            return np.ones_like(t)
+        w = self._pass_phase(t)
+        return np.clip(np.minimum(w, 1 - w) / SLIDE_FADE, 0.0, 1.0)
+
     def state(self, t: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(u, v, angle_rad) of the object centre at event-local times ``t``."""
         t = np.asarray(t, dtype=np.float64)
@@ -196,8 +209,10 @@ class Trajectory:
             v = v0 + a * np.cos(2 * np.pi * f * 0.7 * t + ph)
             return u, v, theta0 + omega * t
         if self.kind in ("slide_left", "slide_right"):
-            x_start, speed, v0, bob_f, bob_ph = p
-            u = x_start + speed * t  # rightwards; mirrored below for the left class
+            _, _, v0, bob_f, bob_ph = p
+            # conveyor: repeated passes across the stage (rightwards; mirrored for the left
+            # class), each fading in at the entry side and out at the exit side
+            u = m + (1 - 2 * m) * self._pass_phase(t)
             if self.kind == "slide_left":
                 u = 1.0 - u
             v = v0 + 0.03 * np.sin(2 * np.pi * bob_f * t + bob_ph)
@@ -260,17 +275,15 @@ def sample_trajectory(spec: SynthSpec) -> Trajectory:
             float(r.uniform(0, 2 * np.pi)),
         )
     elif kind in ("slide_left", "slide_right"):
-        travel = float(r.uniform(0.45, 0.7)) * (1 - d)
-        x_start = float(r.uniform(m, 1 - m - travel))
         params = (
-            x_start,
-            travel / max(dur, 1e-3),
+            float(r.uniform(0, 1)),  # where in its pass the object starts
+            float(r.uniform(0.3, 0.45)),  # stage widths per second, whatever the duration
             float(r.uniform(m + 0.03, 1 - m - 0.03)),
             float(r.uniform(0.3, 1.0)),
             float(r.uniform(0, 2 * np.pi)),
         )
     elif kind in ("swing_slow", "swing_fast"):
-        amp = float(r.uniform(0.65, 0.95)) * (0.5 - m)
+        amp = float(r.uniform(0.8, 1.0)) * (0.5 - m)
         u = float(r.uniform(0, 1))
         lo, hi = (2.2, 3.2) if kind == "swing_slow" else (0.45, 0.7)
         v0 = float(r.uniform(m + 0.25 * amp, 1 - m))

@@ -45,6 +45,7 @@ def write_mp4(
         video.options = {"preset": preset, "crf": str(crf), "threads": "1"}
         sound = out.add_stream("aac", rate=sample_rate, layout=layout)
         sound.codec_context.thread_count = 1
+        sound.options = {"aac_coder": "fast"}  # the default two-loop search costs 3x more
         for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame.pts = i

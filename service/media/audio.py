@@ -1,0 +1,180 @@
+"""Audio windows: decode, mix to mono, resample once per window to the model's rate.
+
+Channels are averaged (as the official AVSlowFast loader does; swresample's downmix would
+weight the centre channel instead). Each requested span is assembled at the native rate from
+decoded frames placed by timestamp, then resampled in ONE call to 16 kHz: resampling chunk by
+chunk is not equivalent at chunk edges. Spans are visited in time order with a bounded buffer
+(only frames that overlap the current span are kept) and a seek when the next span is far.
+Missing audio (gaps, before the first or after the last sample) is zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.audio.resampler import AudioResampler
+
+from service.errors import MediaError
+from service.media.container import Deadline, configure_decoder, raise_media_error
+from service.media.policy import MediaPolicy
+from service.media.types import MediaInfo
+
+_SEEK_GAP_S = 1.0  # decode through gaps shorter than this instead of seeking
+_PREROLL_S = 0.2  # seek this much before a span: decoders need a frame or two to settle
+_SNAP_S = 0.02  # frames this close to the running end are contiguous (timestamp rounding)
+
+_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def to_mono(frame: av.AudioFrame) -> np.ndarray:
+    """float32 mono samples of a decoded frame in [-1, 1] (mean of the channels)."""
+    data = frame.to_ndarray()
+    channels = max(frame.layout.nb_channels, 1)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    name = frame.format.name.rstrip("p")
+    if name == "u8":
+        mono = (data.astype(np.float32) - 128.0).mean(axis=0) / _SCALE["u8"]
+    elif name in _SCALE:
+        mono = data.astype(np.float32).mean(axis=0) / _SCALE[name]
+    else:
+        mono = data.astype(np.float32).mean(axis=0)
+    return np.clip(np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+
+
+def resample(samples: np.ndarray, rate: int, out_rate: int) -> np.ndarray:
+    """Resample a whole mono window in one swresample call (with flush)."""
+    if rate == out_rate or samples.size == 0:
+        return samples.astype(np.float32, copy=False)
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"
+    )
+    frame.sample_rate = rate
+    resampler = AudioResampler(format="flt", layout="mono", rate=out_rate)
+    out = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    out += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
+    if samples.size >= n:
+        return samples[:n]
+    return np.pad(samples, (0, n - samples.size))
+
+
+class AudioReader:
+    """Reads mono windows from the chosen audio stream of an open container."""
+
+    def __init__(
+        self,
+        container: av.container.InputContainer,
+        info: MediaInfo,
+        policy: MediaPolicy,
+        deadline: Deadline,
+    ) -> None:
+        assert info.audio is not None
+        self.container = container
+        self.info = info
+        self.deadline = deadline
+        self.policy = policy
+        stream = container.streams[info.audio.index]
+        if not isinstance(stream, av.audio.stream.AudioStream):
+            raise MediaError("stream layout changed since probing", code="undecodable")
+        self.stream = stream
+        configure_decoder(stream, policy)
+        self.rate = info.audio.sample_rate
+        self.tb: Fraction | None = stream.time_base
+        self._chunks: list[tuple[int, np.ndarray]] = []  # (first sample index, samples)
+        self._end: int | None = None  # sample index after the last decoded sample
+        self._frames: Iterator[av.AudioFrame] | None = None
+        self._eof = False
+        self._errors = 0
+
+    def windows(
+        self, spans: Sequence[tuple[float, float]], out_rate: int, out_samples: int
+    ) -> np.ndarray:
+        """float32 [len(spans), out_samples]; spans are (start, end) on the video clock."""
+        out = np.zeros((len(spans), out_samples), np.float32)
+        offset = self.info.video.start_s  # video clock -> container clock
+        for k in sorted(range(len(spans)), key=lambda i: spans[i][0]):
+            a0, a1 = spans[k][0] + offset, spans[k][1] + offset
+            i0, i1 = round(a0 * self.rate), round(a1 * self.rate)
+            if i1 <= i0:
+                continue
+            self._position_for(i0)
+            self._fill(i0, i1)
+            native = self._extract(i0, i1)
+            out[k] = fit_length(resample(native, self.rate, out_rate), out_samples)
+        return out
+
+    # -- buffer --------------------------------------------------------------------------------
+
+    def _position_for(self, i0: int) -> None:
+        start = self._chunks[0][0] if self._chunks else self._end
+        gap = int(_SEEK_GAP_S * self.rate)
+        behind = start is not None and i0 < start
+        far = (self._end if self._end is not None else 0) + gap < i0
+        if self._frames is None:
+            # The container was left wherever the video pass ended: always position first.
+            self._seek(max(i0 / self.rate - _PREROLL_S, 0.0) if far else 0.0)
+        elif behind or far:
+            self._seek(max(i0 / self.rate - _PREROLL_S, 0.0))
+
+    def _seek(self, t: float) -> None:
+        if not self.tb:
+            return
+        try:
+            self.container.seek(int(t / self.tb), stream=self.stream, backward=True)
+        except (av.error.FFmpegError, OverflowError):
+            if self._frames is None:
+                self._frames = self._decode()
+            return  # not seekable: keep decoding forward
+        self._chunks, self._end, self._eof = [], None, False
+        self._frames = self._decode()
+
+    def _decode(self) -> Iterator[av.AudioFrame]:
+        for packet in self.container.demux(self.stream):
+            self.deadline.check()
+            try:
+                frames = self.stream.decode(packet)
+            except (av.error.InvalidDataError, av.error.ArgumentError):
+                self._errors += 1
+                if self._errors > self.policy.max_decode_errors:
+                    return
+                continue
+            except Exception as e:
+                raise_media_error(e, "decoding audio")
+            yield from frames
+
+    def _fill(self, i0: int, i1: int) -> None:
+        snap = int(_SNAP_S * self.rate)
+        while not self._eof and (self._end is None or self._end < i1):
+            assert self._frames is not None
+            frame = next(self._frames, None)
+            if frame is None:
+                self._eof = True
+                break
+            if frame.sample_rate != self.rate or frame.samples == 0:
+                continue  # mid-stream rate change: treated as a gap
+            if frame.pts is not None and self.tb:
+                start = round(float(frame.pts * self.tb) * self.rate)
+                if self._end is not None and abs(start - self._end) <= snap:
+                    start = self._end
+            else:
+                start = self._end if self._end is not None else 0
+            self._end = start + frame.samples
+            if self._end > i0:  # frames before the span are decoded but never converted
+                self._chunks.append((start, to_mono(frame)))
+            # Keep memory bounded: frames wholly before this span are never needed again.
+            self._chunks = [c for c in self._chunks if c[0] + c[1].size > i0]
+
+    def _extract(self, i0: int, i1: int) -> np.ndarray:
+        out = np.zeros(i1 - i0, np.float32)
+        for start, data in self._chunks:
+            lo, hi = max(start, i0), min(start + data.size, i1)
+            if hi > lo:
+                out[lo - i0 : hi - i0] = data[lo - start : hi - start]
+        return out

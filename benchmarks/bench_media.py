@@ -131,6 +131,7 @@ def run_scenario(name: str, path: Path) -> dict[str, Any]:
     )
 
     policy = MediaPolicy()
+    cpu_start = time.process_time()  # all threads of this process (decoder threads too)
     start = time.perf_counter()
     decoded = 0
     if name.startswith("full_decode"):
@@ -154,8 +155,9 @@ def run_scenario(name: str, path: Path) -> dict[str, Any]:
             clips = read_clips(path, info, windows, spec, policy)
             decoded += clips.decoded_frames
     elapsed = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"seconds": elapsed, "decoded_frames": decoded, "peak_rss_mib": peak}
+    return {"seconds": elapsed, "cpu_seconds": cpu, "decoded_frames": decoded, "peak_rss_mib": peak}
 
 
 def measure(name: str, path: Path) -> dict[str, Any]:
@@ -168,6 +170,7 @@ def measure(name: str, path: Path) -> dict[str, Any]:
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {
         "seconds": statistics.median(r["seconds"] for r in runs),
+        "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
         "decoded_frames": runs[0]["decoded_frames"],
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
     }
@@ -177,32 +180,40 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=120)
     result: dict[str, Any] = {"machine": machine(), "repeats": REPEATS, "videos": {}}
     for label, gop in (("720p60s_gop60", 60), ("720p60s_gop250", 250)):
         console.print(f"[dim]preparing {label}...[/dim]")
         path = make_video(CACHE / f"bench_{label}.mp4", gop)
         rows = {name: measure(name, path) for name in SCENARIOS}
-        full = rows["full_decode"]["seconds"]
+        full, full_cpu = rows["full_decode"]["seconds"], rows["full_decode"]["cpu_seconds"]
         for row in rows.values():
             row["fraction_of_full"] = row["seconds"] / full
+            row["cpu_fraction_of_full"] = row["cpu_seconds"] / full_cpu
         result["videos"][label] = {"gop_frames": gop, "scenarios": rows}
 
         table = Table(title=f"media ingestion, 60 s 1280x720 30 fps H.264, GOP {gop} frames")
-        for col in ("scenario", "time (s)", "% of full decode", "frames decoded", "peak RSS"):
+        columns = ("scenario", "wall (s)", "% of full", "CPU (s)", "CPU % of full")
+        for col in (*columns, "frames decoded", "peak RSS"):
             table.add_column(col, justify="left" if col == "scenario" else "right")
         for name, row in rows.items():
             table.add_row(
                 name,
                 f"{row['seconds']:.3f}",
                 f"{100 * row['fraction_of_full']:.1f} %",
+                f"{row['cpu_seconds']:.3f}",
+                f"{100 * row['cpu_fraction_of_full']:.1f} %",
                 str(row["decoded_frames"]),
                 f"{row['peak_rss_mib']:.0f} MiB",
             )
         console.print(table)
-    goal = result["videos"]["720p60s_gop60"]["scenarios"]["glance_3_windows"]["fraction_of_full"]
-    result["goal_glance_3_windows_le_25pct"] = goal <= 0.25
-    console.print(f"glance + 3 windows = {100 * goal:.1f} % of a full decode (goal <= 25 %)")
+    row = result["videos"]["720p60s_gop60"]["scenarios"]["glance_3_windows"]
+    wall, cpu = row["fraction_of_full"], row["cpu_fraction_of_full"]
+    result["goal_glance_3_windows_le_25pct"] = {"wall": wall <= 0.25, "cpu": cpu <= 0.25}
+    console.print(
+        f"glance + 3 windows = {100 * wall:.1f} % (wall) / {100 * cpu:.1f} % (CPU) of a full "
+        "decode (goal <= 25 %)"
+    )
     console.print(f"machine: {result['machine']}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")

@@ -115,10 +115,21 @@ def candidate_uv(grid: int, device: torch.device | None = None) -> Tensor:
 
 @torch.no_grad()
 def search_patch_targets(
-    net: GlanceNet, enhanced: Tensor, labels: Labels, grid: int | None = None
+    net: GlanceNet,
+    enhanced: Tensor,
+    labels: Labels,
+    grid: int | None = None,
+    temperature: float = 1.0,
 ) -> Tensor:
-    """Best (u, v) ``[N, 2]`` per map ``[N, d, h, w]`` among ``grid²`` candidate boxes, scored
-    by the patch proxy's loss on the labels (ties go to the first candidate)."""
+    """Target (u, v) ``[N, 2]`` per map ``[N, d, h, w]`` from ``grid²`` candidate boxes scored
+    by the patch proxy on the labels.
+
+    The score is the evidence ``-log(expm1(loss))`` (the log-odds of the right class for a
+    softmax head), not the loss itself: once the proxy is confident the loss of every box that
+    holds the object is ~0, and the arg-min among them is arbitrary (often off-centre), while the
+    evidence keeps growing with how much of the object the box holds. The target is the
+    ``softmax(evidence / temperature)`` mean of the candidates (``temperature=0``: the arg-max).
+    """
     n = enhanced.shape[0]
     # Half-cell steps: the target's own quantisation stays well under the one-cell tolerance.
     grid = grid or 2 * (net.cfg.map_size - net.proxy_size) + 1
@@ -127,7 +138,11 @@ def search_patch_targets(
     maps = enhanced.unsqueeze(0).expand(g, *enhanced.shape).flatten(0, 1)
     logits = net.patch_logits(maps, cands.repeat_interleave(n, dim=0)).view(g, n, -1)
     loss = per_sample_classification_loss(logits, labels, net.cfg.heads)  # [G, N]
-    return cands[loss.argmin(dim=0)]
+    evidence = -torch.log(torch.expm1(loss.double().clamp(min=1e-12))).float()
+    if temperature <= 0:
+        return cands[evidence.argmax(dim=0)]
+    weights = F.softmax(evidence / temperature, dim=0)  # [G, N]
+    return weights.t() @ cands
 
 
 @dataclass(frozen=True)
@@ -136,12 +151,12 @@ class GlanceLossWeights:
 
     glance_ce: float = 1.0  # CE(g) on labels
     aux_ce: float = 0.5  # visual-only and audio-only heads on labels
-    snippet_ce: float = 0.5  # per-snippet CE, weighted by the teacher's saliency when given
+    snippet_ce: float = 1.0  # per-snippet CE, weighted by the teacher's saliency when given
     distill: float = 1.0  # KL(g ‖ heavy video-level prediction)
     saliency: float = 1.0  # KL_sal to the heavy model's per-window log p_t(y)
     mc: float = 1.0  # MC fallback, used only when no teacher saliency is given
     patch: float = 0.5  # proxy CE at the policy's and at a random (u, v)
-    policy_search: float = 1.0  # regress (u, v) onto the searched best box
+    policy_search: float = 5.0  # regress (u, v) onto the searched box (uv errors are small)
     saliency_tau: float = 1.0
     distill_tau: float = 1.0
 

@@ -18,8 +18,9 @@ for videos shorter than a clip); if the decodable frames cover less than
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
@@ -75,10 +76,17 @@ class FrameSampler:
         # more than this (grows when seeks turn out to land behind the current position).
         self._min_gain_s = max(0.5, 8.0 / self.fps)
         self._keyframe_cache: list[float] | None = None
+        self._keyframe_gap = 1.0  # widest keyframe spacing in the index (at least 1 s)
         # Index times can be decode times (mp4), a few frames before the presentation times
         # seeks compare against; learnt from where seeks actually land.
         self._index_shift = 0.0
         self._skip: Skip = "DEFAULT"  # the decoder's skip_frame setting
+        # Packets this close to a pending instant are always decoded: an instant's nearest
+        # frame is within half the frame spacing (the widest spacing seen, plus a little for
+        # timestamp rounding).
+        self._spacing = 1.0 / self.fps
+        self._margin = 0.6 / self.fps
+        self._durations = False  # the container gives packet durations
         # Keyframe-only landing (approximate mode): after a seek, the decoder drops every
         # non-key packet until the keyframe comes out. The frames after it are then unusable
         # ("dirty"), so the next instant always seeks.
@@ -94,25 +102,43 @@ class FrameSampler:
             return (previous if previous is not None else 0.0) + 1.0 / self.fps
         return float((frame.pts - self.start_pts) * self.tb)
 
+    def _note_spacing(self, gap_s: float) -> None:
+        """Widen the never-skip margin to half the widest frame spacing seen (VFR)."""
+        if self._spacing < gap_s < 10.0:
+            self._spacing = gap_s
+            self._margin = 0.5 * gap_s + 0.1 / self.fps
+
     def _set_skip(self, mode: Skip) -> None:
         if mode != self._skip:
             self.stream.codec_context.skip_frame = mode
             self._skip = mode
 
-    def _frames(self, want: Callable[[], float | None]) -> Iterator[tuple[float, av.VideoFrame]]:
-        """Decoded (time, frame) pairs from the current position; ``want()`` is the next
-        instant still needed (used to decide whether non-reference frames may be dropped)."""
-        lookahead = (4 + self.policy.decoder_threads) / self.fps
+    def _frames(
+        self, needed: Callable[[float, float], bool]
+    ) -> Iterator[tuple[float, av.VideoFrame]]:
+        """Decoded (time, frame) pairs from the current position.
+
+        Packet-level skipping: a packet more than half the frame spacing away from every
+        pending instant cannot be the nearest frame to any of them, so the decoder may drop it
+        when no other frame references it (``skip_frame=NONREF``, decided per packet): B-frames
+        during the run-up to a window and between the frames a strided clip takes.
+        ``needed(t, margin)`` says whether some pending instant is within margin of t.
+        """
         last: float | None = None
+        skipped = False  # a packet may have been dropped since the last frame came out
         for packet in self.container.demux(self.stream):
             self.deadline.check()
-            target = want()
-            # Index timing counts frames, so it must see every one of them.
-            far = target is not None and last is not None and last < target - lookahead
+            if packet.duration and packet.duration > 0:
+                self._durations = True
+                self._note_spacing(float(packet.duration * self.tb))
             if self._keyframe_only:
                 self._set_skip("NONKEY")
+            elif self.index_timing or packet.pts is None:
+                self._set_skip("DEFAULT")  # index timing counts frames: it must see them all
             else:
-                self._set_skip("NONREF" if far and not self.index_timing else "DEFAULT")
+                t = float((packet.pts - self.start_pts) * self.tb)
+                self._set_skip("DEFAULT" if needed(t, self._margin) else "NONREF")
+            skipped = skipped or self._skip != "DEFAULT"
             try:
                 frames = self.stream.decode(packet)
                 if self._keyframe_only and packet.is_keyframe:
@@ -138,26 +164,35 @@ class FrameSampler:
                         f"more than {self.policy.max_decoded_frames} frames to decode",
                         code="too_large",
                     )
-                last = self._frame_time(frame, last)
-                yield last, frame
+                t = self._frame_time(frame, last)
+                if last is not None and t > last and not (skipped or self._durations):
+                    self._note_spacing(t - last)  # containers without packet durations
+                last, skipped = t, False
+                yield t, frame
 
     # -- seeking -------------------------------------------------------------------------------
 
     def _keyframes(self) -> list[float] | None:
-        """Keyframe times from the container index (mp4 sample tables, mkv cues once read);
-        None when the index is missing or holds a single entry."""
+        """Keyframe times from the container index (mp4 sample tables, mkv cues), None when
+        missing or a single entry. Demuxers add entries as they read and load cues on the
+        first seek, so the cache is rebuilt after every seek."""
         if self._keyframe_cache is None:
             entries = self.stream.index_entries
             if len(entries) >= 2:
                 start, tb = self.start_pts, self.tb
                 times = [float((e.timestamp - start) * tb) for e in entries if e.is_keyframe]
                 self._keyframe_cache = sorted(times) or None
+                gaps = [b - a for a, b in itertools.pairwise(self._keyframe_cache or [])]
+                self._keyframe_gap = max(max(gaps, default=0.0), 1.0)
         return self._keyframe_cache
 
     def _keyframe_before(self, t: float) -> float | None:
-        """Presentation time of the last indexed keyframe at or before ``t`` (None: unknown)."""
+        """Presentation time of the last keyframe at or before ``t``; None when the index does
+        not reach ``t`` (a partial index, built while reading, says nothing about later on)."""
         keyframes = self._keyframes()
         if keyframes is None:
+            return None
+        if keyframes[-1] + self._keyframe_gap < t:
             return None
         i = bisect.bisect_right(keyframes, t - self._index_shift) - 1
         return keyframes[i] + self._index_shift if i >= 0 else None
@@ -174,17 +209,32 @@ class FrameSampler:
         if self.index_timing:
             return False
         here = position if position is not None else 0.0
-        if self._keyframes() is not None:
-            keyframe = self._keyframe_before(target)
-            return keyframe is not None and keyframe - here > self._min_gain_s
+        keyframe = self._keyframe_before(target)
+        if keyframe is not None:
+            return keyframe - here > self._min_gain_s
         return target - here > self._gap_s
 
-    def _keyframe_hit(self, instant: float, tolerance_s: float) -> bool:
-        """Whether the keyframe a seek for ``instant`` lands on is predicted within tolerance."""
+    def _plan(self, instant: float, tolerance_s: float) -> tuple[float, bool]:
+        """Where to seek for ``instant`` and whether the landing keyframe will do by itself.
+
+        With a tolerance and an index: the indexed keyframe nearest the instant, if within
+        tolerance (seeking past it, but before the next one, lands on it). Otherwise the
+        instant itself (the landing keyframe is still used when it is within tolerance).
+        """
         if tolerance_s <= 0:
-            return False
-        keyframe = self._keyframe_before(instant + tolerance_s)
-        return keyframe is not None and keyframe >= instant - tolerance_s
+            return instant, False
+        before = self._keyframe_before(instant)
+        after = self._keyframe_before(instant + tolerance_s)
+        candidates = [k for k in (before, after) if k is not None]
+        if not candidates:
+            return instant, False  # no index: land on the keyframe at or before the instant
+        best = min(candidates, key=lambda k: abs(k - instant))
+        if abs(best - instant) > tolerance_s:
+            return instant, False
+        # aim halfway to the next keyframe: robust to index times that run a little early
+        keyframes = self._keyframes() or []
+        later = [k + self._index_shift for k in keyframes if k + self._index_shift > best + 1e-6]
+        return best + (min(later) - best) / 2 if later else best + 0.5, True
 
     def _seek(self, t: float, *, keyframe_only: bool = False) -> None:
         self._keyframe_only, self._dirty = keyframe_only, False
@@ -194,6 +244,7 @@ class FrameSampler:
         except (av.error.FFmpegError, OverflowError) as e:
             raise_media_error(e, "seeking")
         self.stats.seeks += 1
+        self._keyframe_cache = None
 
     # -- sampling ------------------------------------------------------------------------------
 
@@ -205,15 +256,12 @@ class FrameSampler:
         avoids decoding the rest of its group of pictures.
         """
         order = sorted(range(len(instants)), key=lambda i: instants[i])
-        state = _Walk(order=order, instants=instants, tolerance_s=tolerance_s)
+        state = _Walk(order, instants, tolerance_s, [instants[i] for i in order])
         while state.pending < len(order):
-            # With a tolerance, a keyframe up to ``tolerance_s`` after the instant also serves.
-            target = state.next_instant() + tolerance_s
+            target, keyframe_only = self._plan(state.next_instant(), tolerance_s)
             forced = self._dirty
             if forced or self._should_seek(target, state.position):
-                self._seek(
-                    target, keyframe_only=self._keyframe_hit(target - tolerance_s, tolerance_s)
-                )
+                self._seek(target, keyframe_only=keyframe_only)
                 state.seeked_for, state.seek_to, state.prev = state.pending, target, None
                 state.forced = forced
             if self._walk(state, emit) == "eof":
@@ -226,7 +274,7 @@ class FrameSampler:
         while True:
             landed = state.prev is None and state.seeked_for is not None
             late = redo = False
-            for t, frame in self._frames(state.want):
+            for t, frame in self._frames(state.near):
                 before = state.pending
                 if landed:
                     landed = False
@@ -260,7 +308,7 @@ class FrameSampler:
                 if state.pending == len(state.order):
                     return "seek"  # all settled; the caller's loop ends
                 if state.pending != before and self._should_seek(
-                    state.next_instant() + state.tolerance_s, state.position
+                    self._plan(state.next_instant(), state.tolerance_s)[0], state.position
                 ):
                     return "seek"
             else:
@@ -306,6 +354,7 @@ class _Walk:
     order: list[int]
     instants: Sequence[float]
     tolerance_s: float
+    sorted_times: list[float] = field(default_factory=list)
     pending: int = 0
     prev: tuple[float, av.VideoFrame] | None = None
     position: float | None = None  # time of the last decoded frame; None: at the start
@@ -316,8 +365,11 @@ class _Walk:
     def next_instant(self) -> float:
         return self.instants[self.order[self.pending]]
 
-    def want(self) -> float | None:
-        return self.next_instant() if self.pending < len(self.order) else None
+    def near(self, t: float, margin: float) -> bool:
+        """Whether a pending instant lies within ``margin`` of ``t``."""
+        times = self.sorted_times
+        i = bisect.bisect_left(times, t - margin, lo=self.pending)
+        return i < len(times) and times[i] <= t + margin
 
     def settle(self, t: float, frame: av.VideoFrame, emit: Emit) -> None:
         """Emit every pending instant that frame ``t`` decides: the nearer of it and the

@@ -166,3 +166,17 @@ def test_wall_clock_budget_is_enforced(bframe_video: Path) -> None:
             bframe_video, info, [ClipWindow(2.0, full_box(info))], spec, MediaPolicy(max_wall_s=0.0)
         )
     assert err.value.code == "timeout"
+
+
+def test_strided_clip_skips_unneeded_b_frames_and_stays_exact(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "b30.mp4", frames=150, fps=30, options=BFRAMES | {"g": "60"})
+    spec = ClipSpec(num_frames=24, sampling_rate=2, crop_size=32)  # every other frame
+    info = probe(path, POLICY)
+    clips = read_clips(path, info, [ClipWindow(2.0, full_box(info))], spec, POLICY)
+    times = [i / 30 for i in range(150)]
+    assert [read_index(f) for f in clips.frames[0]] == [
+        nearest(times, 2.0 + j * 2 / 30) for j in range(24)
+    ]
+    # the window spans 48 frames (plus the run-up from the keyframe at 2.0 s): the
+    # non-reference frames between the taken ones were dropped before decoding
+    assert clips.decoded_frames < 40

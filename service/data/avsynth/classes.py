@@ -16,7 +16,7 @@ ball_thud / ball_chime      sound                  audio (visual-only is at chan
 spinner_rise / spinner_fall sound                  audio
 slide_left / slide_right    motion direction       temporal order (Fast pathway); a horizontal
                                                    flip turns one into the other (``mirror``)
-swing_slow / swing_fast     motion speed           temporal information across frames
+drift_slow / drift_fast     motion speed           temporal information across frames
 ring_clicks / diamond_clicks appearance            the Slow pathway (shape + colour)
 ==========================  =====================  ==========================================
 
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 Shape = Literal["circle", "cross", "square", "hexagon", "ring", "diamond"]
 Motion = Literal[
-    "bounce", "spin", "slide_left", "slide_right", "swing_slow", "swing_fast", "wander"
+    "bounce", "spin", "slide_left", "slide_right", "drift_slow", "drift_fast", "wander"
 ]
 Sound = Literal["thud", "chime", "chirp_up", "chirp_down", "buzz", "whoosh", "clicks"]
 
@@ -98,12 +98,12 @@ CLASSES: tuple[ClassDef, ...] = (
         "The same blue square with the same buzz, sliding left-to-right pass after pass.",
     ),
     ClassDef(
-        6, "swing_slow", YELLOW_HEXAGON, "swing_slow", "whoosh", "swing", "motion", None,
-        "A yellow hexagon swings side to side slowly (period 2.2-3.2 s) over a soft whoosh.",
+        6, "drift_slow", YELLOW_HEXAGON, "drift_slow", "whoosh", "drift", "motion", None,
+        "A yellow hexagon drifts slowly (0.08-0.14 stage widths/s) through its stage in a random direction over a soft whoosh.",
     ),
     ClassDef(
-        7, "swing_fast", YELLOW_HEXAGON, "swing_fast", "whoosh", "swing", "motion", None,
-        "The same hexagon and whoosh, swinging fast (period 0.45-0.7 s).",
+        7, "drift_fast", YELLOW_HEXAGON, "drift_fast", "whoosh", "drift", "motion", None,
+        "The same hexagon and whoosh, drifting fast (0.45-0.7 stage widths/s), pass after pass.",
     ),
     ClassDef(
         8, "ring_clicks", CYAN_RING, "wander", "clicks", "clicks", "appearance", None,

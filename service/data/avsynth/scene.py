@@ -28,7 +28,8 @@ from service.data.avsynth.classes import CLASSES, NUM_CLASSES, Motion
 Split = Literal["short", "long"]
 SPLIT_IDS: dict[str, int] = {"short": 0, "long": 1}
 FORMAT, MOTION, CLUTTER, SOUND, AMBIENCE = range(5)
-SLIDE_FADE = 0.08  # fraction of a slide pass spent fading in (and out)
+SLIDE_FADE = 0.08  # fraction of a pass spent fading in (and out)
+PASS_MOTIONS = ("slide_left", "slide_right", "drift_slow", "drift_fast")
 
 # (width, height); the long split stays at <= 320 px wide to keep files and time down.
 SHORT_SIZES = (
@@ -180,14 +181,21 @@ class Trajectory:
     event_times: tuple[float, ...]  # bounce impacts (sound events are synchronised to them)
     colour_jitter: tuple[int, int, int]
 
+    def _pass_length(self) -> float:
+        """Length of one pass (stage units): across the stage, or its chord along a drift."""
+        if self.kind in ("drift_slow", "drift_fast"):
+            theta = self.params[2]
+            return (1 - self.diameter) / max(abs(math.cos(theta)), abs(math.sin(theta)))
+        return 1 - self.diameter
+
     def _pass_phase(self, t: np.ndarray) -> np.ndarray:
         phase0, speed = self.params[0], self.params[1]
-        return np.mod(phase0 + t * speed / (1 - self.diameter), 1.0)
+        return np.mod(phase0 + t * speed / self._pass_length(), 1.0)
 
     def opacity(self, t: np.ndarray | float) -> np.ndarray:
-        """Visibility of the object (slides fade between passes; everything else is 1)."""
+        """Visibility of the object (passes fade in and out; other motions are always 1)."""
         t = np.asarray(t, dtype=np.float64)
-        if self.kind not in ("slide_left", "slide_right"):
+        if self.kind not in PASS_MOTIONS:
             return np.ones_like(t)
         w = self._pass_phase(t)
         return np.clip(np.minimum(w, 1 - w) / SLIDE_FADE, 0.0, 1.0)
@@ -217,12 +225,11 @@ class Trajectory:
                 u = 1.0 - u
             v = v0 + 0.03 * np.sin(2 * np.pi * bob_f * t + bob_ph)
             return u, v, np.zeros_like(t)
-        if self.kind in ("swing_slow", "swing_fast"):
-            amp, period, ph, v0 = p
-            s = np.sin(2 * np.pi * t / period + ph)
-            u = 0.5 + amp * s
-            v = v0 - 0.25 * amp * np.cos(2 * np.pi * t / period + ph) ** 2
-            return u, v, 0.35 * s
+        if self.kind in ("drift_slow", "drift_fast"):
+            _, _, theta, omega = p
+            # passes through the stage centre along a random direction, re-entering each time
+            d = (self._pass_phase(t) - 0.5) * self._pass_length()
+            return 0.5 + d * math.cos(theta), 0.5 + d * math.sin(theta), omega * t
         # wander
         a1, f1, p1, a2, f2, p2, b1, g1, q1, b2, g2, q2, om = p
         u = 0.5 + a1 * np.sin(2 * np.pi * f1 * t + p1) + a2 * np.sin(2 * np.pi * f2 * t + p2)
@@ -282,12 +289,15 @@ def sample_trajectory(spec: SynthSpec) -> Trajectory:
             float(r.uniform(0.3, 1.0)),
             float(r.uniform(0, 2 * np.pi)),
         )
-    elif kind in ("swing_slow", "swing_fast"):
-        amp = float(r.uniform(0.8, 1.0)) * (0.5 - m)
+    elif kind in ("drift_slow", "drift_fast"):
         u = float(r.uniform(0, 1))
-        lo, hi = (2.2, 3.2) if kind == "swing_slow" else (0.45, 0.7)
-        v0 = float(r.uniform(m + 0.25 * amp, 1 - m))
-        params = (amp, lo + u * (hi - lo), float(r.uniform(0, 2 * np.pi)), v0)
+        lo, hi = (0.08, 0.14) if kind == "drift_slow" else (0.45, 0.7)  # stage widths / s
+        params = (
+            float(r.uniform(0, 1)),
+            lo + u * (hi - lo),
+            float(r.uniform(0, 2 * np.pi)),
+            float(r.uniform(-0.5, 0.5)),
+        )
     else:  # wander
         room = 0.5 - m
         a1, a2 = (float(x) for x in r.uniform(0.25, 0.5, size=2) * room)

@@ -9,7 +9,7 @@ Class sounds (SOUND stream; timing from the trajectory where it is impact-driven
   0.4-0.7 s (the same draws for both directions);
 * ``buzz``   a band-limited sawtooth (90-160 Hz) with tremolo, continuous;
 * ``whoosh`` band-passed noise with a slow swell, continuous (independent of the motion, so
-  the swing pair sounds the same);
+  the drift pair sounds the same);
 * ``clicks`` a train of woodblock-like ticks (2.5-4 kHz resonance) at 6-12 Hz.
 
 Ambience (AMBIENCE stream, class independent): a noise floor, sometimes mains hum, and

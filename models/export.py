@@ -33,11 +33,16 @@ def _inference_copy(serving: ServingModel) -> ServingModel:
 def export_onnx(
     serving: ServingModel, path: str | Path, *, opset: int = ONNX_OPSET, batch: int = 2
 ) -> Path:
-    """Write ``serving`` as ONNX (``torch.onnx.export``, dynamo exporter) with a dynamic batch."""
+    """Write ``serving`` as ONNX (``torch.onnx.export``, dynamo exporter).
+
+    Batch and crop side are dynamic axes: window policies run at the training crop, the dense
+    protocol at the (larger) test crop, through the same graph (the head pools adaptively).
+    """
     path = Path(path)
     model = _inference_copy(serving)
     example = model.example_inputs(batch)
     b = torch.export.Dim("batch", min=1, max=4096)
+    side = torch.export.Dim("side", min=32, max=1024)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # exporter chatter (renamed axes, deprecations)
         torch.onnx.export(
@@ -47,7 +52,7 @@ def export_onnx(
             input_names=list(ServingModel.input_names),
             output_names=list(ServingModel.output_names),
             opset_version=opset,
-            dynamic_shapes={"frames": {0: b}, "audio": {0: b}},
+            dynamic_shapes={"frames": {0: b, 2: side, 3: side}, "audio": {0: b}},
             dynamo=True,
             external_data=False,
             verbose=False,

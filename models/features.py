@@ -198,7 +198,10 @@ class LogMelSpectrogram(nn.Module):
         return logmel.index_select(1, idx)
 
     def forward(self, waveform: Tensor) -> Tensor:
-        logmel = torch.log(self.power_mel(waveform) + self.log_offset)
+        # log(S + eps) written as log1p(S / eps) + log(eps): the ONNX exporter's rewriter treats
+        # "+ 1e-8" as adding zero and drops it (log(0) = -inf on silent audio, NaN downstream).
+        power = self.power_mel(waveform)
+        logmel = torch.log1p(power * (1.0 / self.log_offset)) + math.log(self.log_offset)
         if self.apply_resample:
             logmel = self.resample(logmel)
         if self.apply_normalize:

@@ -39,9 +39,11 @@ class TensorSpec:
     name: str
     shape: tuple[int | None, ...]  # None = any size (a dynamic axis)
     dtype: str  # numpy dtype name: "uint8", "float32"
+    example_shape: tuple[int, ...] | None = None  # sizes for warm-up inputs (default: 1 per None)
 
     def zeros(self, batch_size: int) -> np.ndarray:
-        return np.zeros((batch_size, *(d or 1 for d in self.shape)), dtype=self.dtype)
+        dims = self.example_shape or tuple(d or 1 for d in self.shape)
+        return np.zeros((batch_size, *dims), dtype=self.dtype)
 
     def accepts(self, shape: tuple[int, ...], dtype: np.dtype) -> bool:
         return (
@@ -92,10 +94,16 @@ class InputSpec:
 
 
 def frames_audio_spec(num_frames: int, crop_size: int, audio_samples: int) -> InputSpec:
-    """The ServingModel contract: frames uint8 [T, S, S, 3], audio float32 [N]."""
+    """The ServingModel contract: frames uint8 [T, S, S, 3] (any crop side S), audio float32 [N].
+
+    The crop side is free: window policies use the training crop, dense views the test crop;
+    ``crop_size`` only sizes the warm-up inputs.
+    """
     return InputSpec(
         (
-            TensorSpec("frames", (num_frames, crop_size, crop_size, 3), "uint8"),
+            TensorSpec(
+                "frames", (num_frames, None, None, 3), "uint8", (num_frames, crop_size, crop_size, 3)
+            ),
             TensorSpec("audio", (audio_samples,), "float32"),
         )
     )

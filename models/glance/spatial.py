@@ -48,7 +48,7 @@ class AESPA(nn.Module):
 
 
 class PatchPolicy(nn.Module):
-    """[enhanced map ‖ broadcast visual token] → conv3×3 → BN → ReLU → FC → FC 2 → sigmoid.
+    """[enhanced map ‖ broadcast visual token] → conv3×3 → BN → ReLU → FC (LN, GELU) → FC 2 → sigmoid.
 
     Output ``uv [N, 2]`` = (u, v), the patch's top-left corner as fractions of the free range
     along x and y. The last layer starts at zero, i.e. the policy starts at the centred patch.
@@ -68,7 +68,10 @@ class PatchPolicy(nn.Module):
         self.fc = nn.Sequential(
             nn.Flatten(),
             nn.Linear(cfg.policy_channels * s * s, cfg.policy_hidden),
-            nn.ReLU(inplace=True),
+            # LayerNorm keeps about half the hidden units active: with a plain ReLU one large
+            # early update (targets are noisy then) could silence them all for good.
+            nn.LayerNorm(cfg.policy_hidden),
+            nn.GELU(),
             last,
         )
 

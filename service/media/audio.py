@@ -2,14 +2,15 @@
 
 Channels are averaged (as the official AVSlowFast loader does; swresample's downmix would
 weight the centre channel instead). Each requested span is assembled at the native rate from
-decoded frames placed by timestamp, then resampled in ONE call to 16 kHz: resampling chunk by
-chunk is not equivalent at chunk edges. Spans are visited in time order with a bounded buffer
+decoded frames placed by timestamp, then resampled to 16 kHz in one piece (resampling chunk by
+chunk is not equivalent at chunk edges); the windows of one request share a resampler pass. Spans are visited in time order with a bounded buffer
 (only frames that overlap the current span are kept) and a seek when the next span is far.
 Missing audio (gaps, before the first or after the last sample) is zeros.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 
@@ -23,46 +24,71 @@ from service.media.policy import MediaPolicy
 from service.media.types import MediaInfo
 
 _SEEK_GAP_S = 1.0  # decode through gaps shorter than this instead of seeking
-_PREROLL_S = 0.2  # seek this much before a span: decoders need a frame or two to settle
+_PREROLL_S = 0.1  # seek this much before a span: decoders need a frame or two to settle
 _SNAP_S = 0.02  # frames this close to the running end are contiguous (timestamp rounding)
 
 _SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
 def to_mono(frame: av.AudioFrame) -> np.ndarray:
-    """float32 mono samples of a decoded frame in [-1, 1] (mean of the channels)."""
+    """float32 mono samples of a decoded frame (mean of the channels; not yet clipped)."""
     data = frame.to_ndarray()
     channels = max(frame.layout.nb_channels, 1)
     if not frame.format.is_planar:
         data = data.reshape(-1, channels).T
     name = frame.format.name.rstrip("p")
     if name == "u8":
-        mono = (data.astype(np.float32) - 128.0).mean(axis=0) / _SCALE["u8"]
-    elif name in _SCALE:
-        mono = data.astype(np.float32).mean(axis=0) / _SCALE[name]
-    else:
-        mono = data.astype(np.float32).mean(axis=0)
-    return np.clip(np.nan_to_num(mono, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
+        return (data.astype(np.float32) - 128.0).mean(axis=0) / _SCALE["u8"]
+    mono = data.mean(axis=0, dtype=np.float32)
+    return mono / _SCALE[name] if name in _SCALE else mono
 
 
-def resample(samples: np.ndarray, rate: int, out_rate: int) -> np.ndarray:
-    """Resample a whole mono window in one swresample call (with flush)."""
-    if rate == out_rate or samples.size == 0:
-        return samples.astype(np.float32, copy=False)
-    frame = av.AudioFrame.from_ndarray(
-        np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="flt", layout="mono"
-    )
+def resample_many(
+    segments: Sequence[np.ndarray], rate: int, out_rate: int, out_samples: int
+) -> np.ndarray:
+    """Resample each mono segment to exactly ``out_samples`` at ``out_rate``.
+
+    Every segment goes through swresample in one piece (never chunked), but all of them in
+    a single resampler pass: they are laid end to end with silent guards longer than the
+    filter, each placed at an input offset that maps to a whole output sample. Building the
+    resampler costs more than running it, so one pass per request instead of per window.
+    """
+    out = np.zeros((len(segments), out_samples), np.float32)
+    if not segments:
+        return out
+    if rate == out_rate:
+        for k, seg in enumerate(segments):
+            n = min(seg.size, out_samples)
+            out[k, :n] = seg[:n]
+        return _clean(out)
+    unit = rate // math.gcd(rate, out_rate)  # input samples per whole output step
+    step = out_rate * unit // rate
+    guard = unit * math.ceil(0.02 * rate / unit)  # 20 ms of silence between segments
+    starts, total = [], 0
+    for seg in segments:
+        starts.append(total)
+        total += unit * math.ceil(max(seg.size, 1) / unit) + guard
+    joined = np.zeros(total + guard, np.float32)
+    for start, seg in zip(starts, segments, strict=True):
+        joined[start : start + seg.size] = seg
+    frame = av.AudioFrame.from_ndarray(joined[None, :], format="flt", layout="mono")
     frame.sample_rate = rate
     resampler = AudioResampler(format="flt", layout="mono", rate=out_rate)
-    out = [f.to_ndarray()[0] for f in resampler.resample(frame)]
-    out += [f.to_ndarray()[0] for f in resampler.resample(None)]
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+    parts = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    parts += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    resampled = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    for k, start in enumerate(starts):
+        first = start // unit * step
+        n = min(out_samples, max(resampled.size - first, 0))
+        out[k, :n] = resampled[first : first + n]
+    return _clean(out)
 
 
-def fit_length(samples: np.ndarray, n: int) -> np.ndarray:
-    if samples.size >= n:
-        return samples[:n]
-    return np.pad(samples, (0, n - samples.size))
+def _clean(x: np.ndarray) -> np.ndarray:
+    """Finite samples in [-1, 1] (corrupt float audio can carry NaN/inf)."""
+    if not np.isfinite(x).all():
+        np.nan_to_num(x, copy=False, nan=0.0, posinf=1.0, neginf=-1.0)
+    return np.clip(x, -1.0, 1.0, out=x)
 
 
 class AudioReader:
@@ -97,7 +123,7 @@ class AudioReader:
         self, spans: Sequence[tuple[float, float]], out_rate: int, out_samples: int
     ) -> np.ndarray:
         """float32 [len(spans), out_samples]; spans are (start, end) on the video clock."""
-        out = np.zeros((len(spans), out_samples), np.float32)
+        native: list[np.ndarray] = [np.zeros(0, np.float32)] * len(spans)
         offset = self.info.video.start_s  # video clock -> container clock
         for k in sorted(range(len(spans)), key=lambda i: spans[i][0]):
             a0, a1 = spans[k][0] + offset, spans[k][1] + offset
@@ -106,9 +132,8 @@ class AudioReader:
                 continue
             self._position_for(i0)
             self._fill(i0, i1)
-            native = self._extract(i0, i1)
-            out[k] = fit_length(resample(native, self.rate, out_rate), out_samples)
-        return out
+            native[k] = self._extract(i0, i1)
+        return resample_many(native, self.rate, out_rate, out_samples)
 
     # -- buffer --------------------------------------------------------------------------------
 

@@ -6,9 +6,12 @@ Streams probed with "index" timing are the exception: frame i is at i / fps.
 
 Cost control: instants are visited in ascending order; the sampler seeks (to the keyframe
 before an instant) only when that skips decoding, using the container's keyframe index when it
-has one, and while an instant is still far ahead it asks the decoder to drop non-reference
-frames (packet-level skipping of B-frames). Only the previous frame is ever held, so memory is
-bounded by what the caller keeps, whatever the length of the video.
+has one. Packets farther than half a frame spacing from every pending instant cannot be the
+nearest frame to any of them, so the decoder drops them when nothing references them
+(packet-level skipping of B-frames, in run-ups and between the frames a strided clip takes).
+With a tolerance (glance snippets) a seek may aim at the indexed keyframe nearest an instant
+and decode only that keyframe. Only the previous frame is ever held, so memory is bounded by
+what the caller keeps, whatever the length of the video.
 
 Corrupt packets are skipped. Instants after the last decodable frame get that frame (padding
 for videos shorter than a clip); if the decodable frames cover less than

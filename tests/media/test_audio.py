@@ -19,6 +19,7 @@ from service.media import (
     read_clips,
     read_snippets,
 )
+from service.media.audio import resample_many
 from tests.media.synth import AudioSpec, write_video
 
 POLICY = MediaPolicy()
@@ -101,3 +102,16 @@ def test_spans_beyond_the_audio_are_zero_padded(tmp_path: Path) -> None:
     assert out.size == CLIP.audio_samples
     assert np.abs(out[:1500]).max() > 0.3  # 0.2 s of tone (+ codec padding)
     assert not out[4000:].any()
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_windows_resampled_in_one_pass_do_not_leak_into_each_other(rate: int) -> None:
+    rng = np.random.default_rng(rate)
+    n = round(1.0 * rate)
+    loud = (0.5 * rng.standard_normal(n)).astype(np.float32)
+    click = np.zeros(n, np.float32)
+    click[n // 2] = 1.0
+    together = resample_many([loud, click, loud], rate, 16000, 16000)
+    alone = resample_many([click], rate, 16000, 16000)[0]
+    assert np.abs(together[1] - alone).max() < 1e-4  # the loud neighbours leave no trace
+    assert abs(int(np.argmax(together[1])) - 8000) <= 1  # and the click stays in place

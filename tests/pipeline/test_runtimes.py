@@ -60,7 +60,9 @@ def test_input_spec_follows_the_package_preprocessing(package: ModelPackage) -> 
     spec = package_input_spec(package)
     assert spec.names == ("frames", "audio")
     frames, audio = spec.inputs
-    assert frames.shape == (pre.num_frames, pre.crop_size, pre.crop_size, 3)
+    # Any square crop side: window policies use the training crop, dense views the test crop.
+    assert frames.shape == (pre.num_frames, None, None, 3)
+    assert frames.zeros(2).shape == (2, pre.num_frames, pre.crop_size, pre.crop_size, 3)
     assert frames.dtype == "uint8"
     assert audio.shape == (pre.audio_samples,)
     assert audio.dtype == "float32"
@@ -89,6 +91,25 @@ def test_onnx_runtime_matches_eager(package: ModelPackage, cache_dir: Path) -> N
     assert isinstance(ort_rt, OnnxRuntime)
     assert ort_rt.providers[0] == "CPUExecutionProvider"
     assert_parity(ort_rt, eager, batches=(1, 4))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["torchscript", "onnx"])
+def test_exports_match_eager_at_the_dense_test_crop_and_on_silent_audio(
+    package: ModelPackage, cache_dir: Path, kind: str
+) -> None:
+    eager = build_runtime(package, "eager", "cpu")
+    exported = build_runtime(package, kind, "cpu", cache_dir=cache_dir)  # type: ignore[arg-type]
+    side = package.config.preprocessing.crop_size + 32  # a crop the export was not traced at
+    rng = np.random.default_rng(7)
+    x = {
+        "frames": rng.integers(0, 256, (2, package.config.preprocessing.num_frames, side, side, 3),
+                               dtype=np.uint8),  # fmt: skip
+        "audio": np.zeros((2, package.config.preprocessing.audio_samples), np.float32),
+    }
+    got, want = exported.run(x), eager.run(x)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
 
 
 def test_exports_are_cached_by_weights(package: ModelPackage, cache_dir: Path) -> None:

@@ -20,10 +20,13 @@ class GlanceRunner:
     next to the batcher rather than through a runtime of its own.
     """
 
-    def __init__(self, net: GlanceNet, device: str | torch.device = "cpu") -> None:
+    def __init__(self, net: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        if not isinstance(net, GlanceNet):
+            raise TypeError(f"expected a GlanceNet, got {type(net).__name__}")
         self.device = torch.device(device)
-        self.net = net.eval().to(self.device)
+        net.eval().to(self.device)
         self.cfg = net.cfg
+        self.net: GlanceNet = net
         self._lock = threading.Lock()
         self._single_label = [not h.multi_label for h in self.cfg.heads]
 

@@ -89,7 +89,9 @@ class _NullObserver:
 @dataclass(frozen=True)
 class PipelineConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
-    default_policy: PolicyName | None = None  # None: glance when the package has one, else heuristic
+    default_policy: PolicyName | None = (
+        None  # None: glance when the package has one, else heuristic
+    )
     snippets: SnippetSpec = field(default_factory=SnippetSpec)  # heuristic (glance uses its own)
     dense_chunk: int = 6  # dense views decoded + classified per step (bounds memory)
     glance_device: str = "cpu"
@@ -121,7 +123,9 @@ class Pipeline:
         glance_net = package.glance_model()
         self.glance = None if glance_net is None else GlanceRunner(glance_net, config.glance_device)
         # Weight of the glance head in the fused logits (learned with the glance; notes: 0.3).
-        self.glance_beta = float(getattr(self.glance.cfg, "fusion_beta", 0.3)) if self.glance else 0.0
+        self.glance_beta = (
+            float(getattr(self.glance.cfg, "fusion_beta", 0.3)) if self.glance else 0.0
+        )
         self.policies: dict[str, Policy] = {
             "uniform": UniformPolicy(),
             "dense": DensePolicy(),
@@ -172,7 +176,11 @@ class Pipeline:
 
         snippets = None
         if policy.uses_snippets:
-            spec = self.glance.snippet_spec if policy.name == "glance" and self.glance else self.config.snippets
+            spec = (
+                self.glance.snippet_spec
+                if policy.name == "glance" and self.glance
+                else self.config.snippets
+            )
             with self._stage("glance_decode", timings, deadline):
                 snippets = await self.decoder.snippets(path, info, spec)
 
@@ -200,7 +208,9 @@ class Pipeline:
         return self.policies[name]
 
     @contextlib.contextmanager
-    def _stage(self, name: str, timings: dict[str, float], deadline: float | None) -> Iterator[None]:
+    def _stage(
+        self, name: str, timings: dict[str, float], deadline: float | None
+    ) -> Iterator[None]:
         if deadline is not None and time.monotonic() > deadline:
             raise CapacityError(f"deadline exceeded before {name}", code="deadline_exceeded")
         start = time.perf_counter()
@@ -231,7 +241,9 @@ class Pipeline:
                 clips = await self.decoder.clips(path, info, plan.windows[i : i + step], spec)
             with self._stage("heavy_net", timings, deadline):
                 parts.append(
-                    await self.infer({"frames": clips.frames, "audio": clips.audio}, priority, deadline)
+                    await self.infer(
+                        {"frames": clips.frames, "audio": clips.audio}, priority, deadline
+                    )
                 )
             # Keep only the metadata: the frames are not needed once classified.
             clips_meta.append(

@@ -20,7 +20,7 @@ from service.media import box_from_uv, center_box, dense_windows
 from service.media.types import ClipSpec, ClipWindow, GlanceSnippets, MediaInfo
 from service.saliency import HeuristicWeights, heuristic_saliency
 from service.schemas import PolicyName
-from service.selection import adaptive_k, clamp_start, softmax, temporal_nms, uniform_starts
+from service.selection import adaptive_k, softmax, temporal_nms, uniform_starts, window_start
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def _select(
     assert req.snippets is not None
     clip_s = req.geometry.clip.duration_s
     duration = req.info.duration_s
-    starts = [clamp_start(float(c), clip_s, duration) for c in req.snippets.times_s]
+    starts = [window_start(float(c), clip_s, duration) for c in req.snippets.times_s]
     kept = temporal_nms(saliency, starts, clip_s, req.k, cfg.max_overlap)
     if cfg.adaptive_mass is not None and kept:
         kept = kept[: adaptive_k(saliency, kept, cfg.adaptive_mass, req.k)]

@@ -102,7 +102,10 @@ def frames_audio_spec(num_frames: int, crop_size: int, audio_samples: int) -> In
     return InputSpec(
         (
             TensorSpec(
-                "frames", (num_frames, None, None, 3), "uint8", (num_frames, crop_size, crop_size, 3)
+                "frames",
+                (num_frames, None, None, 3),
+                "uint8",
+                (num_frames, crop_size, crop_size, 3),
             ),
             TensorSpec("audio", (audio_samples,), "float32"),
         )

@@ -10,25 +10,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from service.media.geometry import clamp_start, snippet_times
 
-def clamp_start(center_s: float, clip_s: float, duration_s: float) -> float:
+
+def window_start(center_s: float, clip_s: float, duration_s: float) -> float:
     """Start of a clip of length ``clip_s`` centred on ``center_s``, kept inside [0, D - L].
 
     Videos shorter than one clip start at 0 (the decoder pads by repeating frames).
     """
-    latest = max(0.0, duration_s - clip_s)
-    return float(min(max(center_s - clip_s / 2.0, 0.0), latest))
-
-
-def snippet_centers(duration_s: float, num_snippets: int) -> np.ndarray:
-    """Evenly spaced instants c_t = (t + 0.5) * D / T, the glance snippet centres."""
-    t = np.arange(num_snippets, dtype=np.float64)
-    return (t + 0.5) * duration_s / num_snippets
+    return float(clamp_start(center_s - clip_s / 2.0, clip_s, duration_s))
 
 
 def uniform_starts(duration_s: float, clip_s: float, k: int) -> list[float]:
     """K evenly spaced, clamped clip starts (centres at (i + 0.5) * D / K)."""
-    return [clamp_start(c, clip_s, duration_s) for c in snippet_centers(duration_s, k)]
+    return [window_start(c, clip_s, duration_s) for c in snippet_times(duration_s, k)]
 
 
 def temporal_nms(

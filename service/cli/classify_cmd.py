@@ -12,9 +12,24 @@ from typing import Any
 import typer
 
 VIDEO_SUFFIXES = {
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".flv", ".ogv", ".ogg",
-    ".ivf", ".h264", ".264", ".h265", ".265", ".hevc",
-}  # fmt: skip
+    ".mp4",
+    ".m4v",
+    ".mov",
+    ".mkv",
+    ".webm",
+    ".avi",
+    ".ts",
+    ".mts",
+    ".flv",
+    ".ogv",
+    ".ogg",
+    ".ivf",
+    ".h264",
+    ".264",
+    ".h265",
+    ".265",
+    ".hevc",
+}
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
@@ -23,7 +38,9 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     for p in paths:
         if p.is_dir():
             out.extend(
-                sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+                sorted(
+                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES
+                )
             )
         else:
             out.append(p)
@@ -130,7 +147,9 @@ def _summary(results: list[tuple[Path, Any]]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("classify")
     def classify(
-        paths: list[Path] = typer.Argument(..., help="Video files or folders (searched recursively)."),
+        paths: list[Path] = typer.Argument(
+            ..., help="Video files or folders (searched recursively)."
+        ),
         policy: str | None = typer.Option(
             None, help="glance | heuristic | uniform | dense (default: the model's)."
         ),
@@ -159,7 +178,7 @@ def register(app: typer.Typer) -> None:
             overrides["device"] = device
         settings = Settings(**overrides)
         try:
-            options = ClassifyOptions(policy=policy, k=k, top_k=top_k, model=model)  # type: ignore[arg-type]
+            options = ClassifyOptions(policy=policy, k=k, top_k=top_k, model=model)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from e
         results = asyncio.run(_classify_all(files, options, settings, concurrency, as_json))

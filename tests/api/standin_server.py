@@ -11,7 +11,7 @@ import sys
 
 from service.api import create_app
 from service.api.logs import configure_logging
-from service.cli.serve_cmd import run_server
+from service.api.server import run_server
 from service.settings import Settings
 from tests.api.helpers import RecordingClassifier
 

@@ -103,8 +103,9 @@ def test_exports_match_eager_at_the_dense_test_crop_and_on_silent_audio(
     side = package.config.preprocessing.crop_size + 32  # a crop the export was not traced at
     rng = np.random.default_rng(7)
     x = {
-        "frames": rng.integers(0, 256, (2, package.config.preprocessing.num_frames, side, side, 3),
-                               dtype=np.uint8),  # fmt: skip
+        "frames": rng.integers(
+            0, 256, (2, package.config.preprocessing.num_frames, side, side, 3), dtype=np.uint8
+        ),
         "audio": np.zeros((2, package.config.preprocessing.audio_samples), np.float32),
     }
     got, want = exported.run(x), eager.run(x)

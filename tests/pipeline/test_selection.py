@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from service.aggregate import average_views, fuse_windows, layout_heads, top_k
-from service.selection import adaptive_k, clamp_start, snippet_centers, temporal_nms, uniform_starts
+from service.media.geometry import snippet_times
+from service.selection import adaptive_k, temporal_nms, uniform_starts, window_start
 
 CLIP = 32 * 2 / 30.0  # official 4x16 clip: 2.133 s
 
@@ -23,14 +24,14 @@ CLIP = 32 * 2 / 30.0  # official 4x16 clip: 2.133 s
 def test_clip_start_is_clamped_inside_the_video(
     center: float, duration: float, expected: float
 ) -> None:
-    start = clamp_start(center, CLIP, duration)
+    start = window_start(center, CLIP, duration)
     assert start == pytest.approx(expected)
     assert start >= 0.0
     assert start + CLIP <= max(duration, CLIP) + 1e-9
 
 
 def test_snippet_centers_are_evenly_spaced_midpoints() -> None:
-    c = snippet_centers(16.0, 16)
+    c = snippet_times(16.0, 16)
     np.testing.assert_allclose(c, np.arange(16) + 0.5)
 
 

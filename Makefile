@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+BENCH ?=
 
 .PHONY: help venv serve test test-fast lint typecheck bench model redis worker clean
 
@@ -52,7 +53,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) redis
-	$(BIN)/python -m benchmarks.run_all
+	$(BIN)/python -m benchmarks.run_all $(BENCH)
 
 model: $(STAMP)
 	bash scripts/make_model.sh

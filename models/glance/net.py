@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from models.glance.avtest import AVTeST
 from models.glance.config import GlanceConfig
 from models.glance.encoders import AudioEncoder, VisualEncoder
-from models.glance.geometry import crop_patches
+from models.glance.geometry import crop_patches, feature_map_offset
 from models.glance.spatial import AESPA, PatchPolicy
 
 
@@ -59,6 +59,7 @@ class GlanceNet(nn.Module):
         self.policy = PatchPolicy(cfg)
         self.patch_head = nn.Linear(d, c)  # training-only: classifies proxy crops of the map
         self.proxy_size = max(1, math.ceil(cfg.rho * cfg.map_size))
+        self.map_offset = feature_map_offset(cfg.visual.stride)
 
     def _check(self, frames: Tensor, audio: Tensor) -> None:
         s = self.cfg.frame_size
@@ -128,7 +129,7 @@ class GlanceNet(nn.Module):
     def patch_logits(self, enhanced: Tensor, uv: Tensor) -> Tensor:
         """Patch proxy: crop ``enhanced [N, d, h, w]`` at ``uv [N, 2]`` (side rho of the map),
         average-pool, classify → ``[N, C]``; differentiable in ``uv``."""
-        crops = crop_patches(enhanced, uv, self.cfg.rho, self.proxy_size)
+        crops = crop_patches(enhanced, uv, self.cfg.rho, self.proxy_size, self.map_offset)
         return self.patch_head(crops.mean(dim=(2, 3)))
 
     def num_parameters(self, inference_only: bool = False) -> int:

@@ -1,7 +1,10 @@
 """Writing H.264 + AAC MP4 files with PyAV.
 
-The encoders run single-threaded (``threads=1``) and the colour conversion is ours, so the same
-input always gives the same bytes; parallelism comes from generating several files at once.
+The encoders run single-threaded (``threads=1``) and the colour conversion is ours, so the
+encoder input is a pure function of the seed. The first file a process encodes is byte-stable
+across runs and machines of one kind, but later encodes in the same process were seen to differ
+in a few bits (libx264/libavcodec state we could not pin down); the *decoded* content then
+differs only by H.264 noise. Parallelism comes from generating several files at once.
 """
 
 from __future__ import annotations
@@ -25,13 +28,12 @@ _CR = np.array([0.439216, -0.367788, -0.071427], dtype=np.float32)
 def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     """RGB uint8 [H, W, 3] -> planar yuv420p [H * 3 / 2, W] (PyAV's ndarray layout).
 
-    Done here rather than by swscale: swscale picks SIMD paths by buffer alignment, which
-    made the encoded bytes depend on the process (same seed, different files).
+    Done here rather than by swscale so that the encoder's input is a plain function of the
+    pixels (swscale's SIMD paths are chosen at run time).
     """
     h, w, _ = rgb.shape
     x = rgb.astype(np.float32)
-    # 2x2 chroma subsampling as an exact integer sum (a float mean's summation order, and so
-    # its rounding, depends on memory alignment: encodes then differed between calls)
+    # 2x2 chroma subsampling as an exact integer sum (no float summation order to depend on)
     q = rgb.reshape(h // 2, 2, w // 2, 2, 3).astype(np.int32)
     quad = (q[:, 0, :, 0] + q[:, 0, :, 1] + q[:, 1, :, 0] + q[:, 1, :, 1]).astype(np.float32) / 4
 
@@ -44,30 +46,6 @@ def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
     cr = 128.0 + mix(quad, _CR)
     planes = np.concatenate([y.ravel(), cb.ravel(), cr.ravel()])
     return np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
-
-
-def _yuv_frame(yuv: np.ndarray, width: int, height: int) -> tuple[av.VideoFrame, np.ndarray]:
-    """A yuv420p frame over our own zero-padded buffer (returned too: it must outlive the frame).
-
-    libx264 reads a little past the planes it is given; with PyAV-allocated frames that is
-    uninitialised heap memory, which made a process's later encodes differ from its first.
-    Rows are padded to a multiple of 64 bytes (edge pixels repeated) and the buffer ends with
-    zeroed spare rows, so every byte the encoder can touch is defined.
-    """
-    pw = -(-width // 64) * 64
-    buf = np.zeros((height * 3 // 2 + 16, pw), dtype=np.uint8)
-    flat, n, cw, ch = yuv.ravel(), width * height, width // 2, height // 2
-    y = buf[:height]
-    y[:, :width] = flat[:n].reshape(height, width)
-    y[:, width:] = y[:, width - 1 : width]
-    body = buf[height:].reshape(-1)  # chroma planes, stride pw / 2 each
-    for k in range(2):
-        src = flat[n + k * ch * cw : n + (k + 1) * ch * cw].reshape(ch, cw)
-        dst = body[k * ch * (pw // 2) : (k + 1) * ch * (pw // 2)].reshape(ch, pw // 2)
-        dst[:, :cw] = src
-        dst[:, cw:] = src[:, -1:]
-    frame = av.VideoFrame.from_numpy_buffer(buf[: height * 3 // 2], format="yuv420p", width=width)
-    return frame, buf
 
 
 def write_mp4(
@@ -101,7 +79,7 @@ def write_mp4(
         sound.codec_context.thread_count = 1
         sound.options = {"aac_coder": "fast"}  # the default two-loop search costs 3x more
         for i, rgb in enumerate(frames):
-            frame, _keep = _yuv_frame(rgb_to_yuv420p(rgb), width, height)
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(rgb), format="yuv420p")
             frame.pts = i
             frame.time_base = Fraction(1) / fps
             out.mux(video.encode(frame))

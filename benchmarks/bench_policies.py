@@ -86,7 +86,9 @@ async def run(package_dir: Path, video: Path) -> list[dict[str, Any]]:
                     "fraction_of_dense_gmacs": r.compute.fraction_of_dense,
                 }
             )
-            print(f"  {policy:9s} k={r.k:2d}  {wall:7.2f} s  {r.compute.gmacs:8.1f} GMACs", flush=True)
+            print(
+                f"  {policy:9s} k={r.k:2d}  {wall:7.2f} s  {r.compute.gmacs:8.1f} GMACs", flush=True
+            )
     dense_wall = next(r["wall_s"] for r in rows if r["policy"] == "dense")
     for r in rows:
         r["speedup_vs_dense"] = round(dense_wall / r["wall_s"], 2)
@@ -100,15 +102,15 @@ def main() -> None:
     print(f"policies benchmark on {video.name} (torch threads: {torch.get_num_threads()})")
     with tempfile.TemporaryDirectory() as tmp:
         rows = asyncio.run(run(build_package(Path(tmp)), video))
-    print(f"\n{'policy':10s} {'K':>3s} {'wall s':>8s} {'x dense':>8s} {'GMACs':>8s} {'% dense':>8s}")
+    print(
+        f"\n{'policy':10s} {'K':>3s} {'wall s':>8s} {'x dense':>8s} {'GMACs':>8s} {'% dense':>8s}"
+    )
     for r in rows:
         print(
             f"{r['policy']:10s} {r['k']:3d} {r['wall_s']:8.2f} {r['speedup_vs_dense']:8.1f} "
             f"{r['gmacs']:8.1f} {100 * r['fraction_of_dense_gmacs']:7.1f}%"
         )
-    goal = all(
-        r["speedup_vs_dense"] >= 10 for r in rows if r["policy"] in ("glance", "heuristic")
-    )
+    goal = all(r["speedup_vs_dense"] >= 10 for r in rows if r["policy"] in ("glance", "heuristic"))
     result = {
         "benchmark": "policies",
         "what": "one 60 s 720p H.264 video through the real pipeline per policy; "

@@ -6,10 +6,11 @@ Losses follow /work/shared/notes/glance-design.md §4 "Training":
   MC objective (classify the saliency-weighted mix of per-snippet logits);
 - supervised CE of the glance head and the visual-only / audio-only auxiliary heads, and/or KL to
   the heavy model's video-level prediction;
-- the spatial patch proxy: crop the AESPA-enhanced map at the policy's (u, v) (and at a random
-  (u, v), the diversity augmentation), pool, auxiliary linear, CE. Bilinear crops are only
-  locally differentiable in (u, v), so the policy is also regressed onto the best box of a coarse
-  search that scores candidate crops with the same proxy classifier (labels only, no boxes).
+- the spatial patch proxy: crop the AESPA-enhanced map (stop-gradient) at the policy's (u, v),
+  pool, auxiliary linear, CE. The proxy classifier also learns from a multiple-instance CE over
+  a grid of candidate boxes (the label holds in some box). Bilinear crops are only locally
+  differentiable in (u, v), so the policy is also regressed onto the target of a search over
+  those candidates scored by the proxy (labels only, never boxes).
 
 Labels are per head: ``LongTensor [B]`` class indices (-1 = unknown) for single-label heads,
 multi-hot ``float [B, C_h]`` for multi-label heads.
@@ -17,6 +18,7 @@ multi-hot ``float [B, C_h]`` for multi-label heads.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -113,6 +115,33 @@ def candidate_uv(grid: int, device: torch.device | None = None) -> Tensor:
     return torch.stack([u.flatten(), v.flatten()], dim=1)
 
 
+def candidate_patch_logits(
+    net: GlanceNet, enhanced: Tensor, grid: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Proxy logits ``[G, N, C]`` of ``G = grid²`` candidate boxes on maps ``[N, d, h, w]``,
+    with the candidates' (u, v) ``[G, 2]``. Half-cell steps by default, so the search's own
+    quantisation stays well under a cell."""
+    n = enhanced.shape[0]
+    grid = grid or 2 * (net.cfg.map_size - net.proxy_size) + 1
+    cands = candidate_uv(max(grid, 1), enhanced.device)
+    g = cands.shape[0]
+    maps = enhanced.unsqueeze(0).expand(g, *enhanced.shape).flatten(0, 1)
+    logits = net.patch_logits(maps, cands.repeat_interleave(n, dim=0)).view(g, n, -1)
+    return cands, logits
+
+
+def patch_targets_from_logits(
+    cands: Tensor, logits: Tensor, labels: Labels, heads: Sequence[HeadSpec], temperature: float
+) -> Tensor:
+    """Target (u, v) ``[N, 2]`` from candidate logits ``[G, N, C]`` (see
+    :func:`search_patch_targets`)."""
+    loss = per_sample_classification_loss(logits.detach(), labels, heads)  # [G, N]
+    evidence = -torch.log(torch.expm1(loss.double().clamp(min=1e-12))).float()
+    if temperature <= 0:
+        return cands[evidence.argmax(dim=0)]
+    return F.softmax(evidence / temperature, dim=0).t() @ cands
+
+
 @torch.no_grad()
 def search_patch_targets(
     net: GlanceNet,
@@ -130,19 +159,15 @@ def search_patch_targets(
     evidence keeps growing with how much of the object the box holds. The target is the
     ``softmax(evidence / temperature)`` mean of the candidates (``temperature=0``: the arg-max).
     """
-    n = enhanced.shape[0]
-    # Half-cell steps: the target's own quantisation stays well under the one-cell tolerance.
-    grid = grid or 2 * (net.cfg.map_size - net.proxy_size) + 1
-    cands = candidate_uv(max(grid, 1), enhanced.device)  # [G, 2]
-    g = cands.shape[0]
-    maps = enhanced.unsqueeze(0).expand(g, *enhanced.shape).flatten(0, 1)
-    logits = net.patch_logits(maps, cands.repeat_interleave(n, dim=0)).view(g, n, -1)
-    loss = per_sample_classification_loss(logits, labels, net.cfg.heads)  # [G, N]
-    evidence = -torch.log(torch.expm1(loss.double().clamp(min=1e-12))).float()
-    if temperature <= 0:
-        return cands[evidence.argmax(dim=0)]
-    weights = F.softmax(evidence / temperature, dim=0)  # [G, N]
-    return weights.t() @ cands
+    cands, logits = candidate_patch_logits(net, enhanced, grid)
+    return patch_targets_from_logits(cands, logits, labels, net.cfg.heads, temperature)
+
+
+def patch_mil_loss(logits: Tensor, labels: Labels, heads: Sequence[HeadSpec]) -> Tensor:
+    """Multiple-instance CE over candidate boxes ``[G, N, C]``: the label must hold in *some*
+    box (smooth max over boxes), never in every box, so empty crops are not forced to a class."""
+    pooled = torch.logsumexp(logits, dim=0) - math.log(logits.shape[0])
+    return classification_loss(pooled, labels, heads)
 
 
 @dataclass(frozen=True)
@@ -150,13 +175,14 @@ class GlanceLossWeights:
     """Weights of each term; a term also needs its inputs in the batch to count."""
 
     glance_ce: float = 1.0  # CE(g) on labels
-    aux_ce: float = 0.5  # visual-only and audio-only heads on labels
+    aux_ce: float = 0.5  # visual-only and audio-only heads per snippet, weighted as snippet_ce
     snippet_ce: float = 1.0  # per-snippet CE, weighted by the teacher's saliency when given
     distill: float = 1.0  # KL(g ‖ heavy video-level prediction)
     saliency: float = 1.0  # KL_sal to the heavy model's per-window log p_t(y)
     mc: float = 1.0  # MC fallback, used only when no teacher saliency is given
     patch: float = 0.5  # proxy CE at the policy's and at a random (u, v)
     policy_search: float = 5.0  # regress (u, v) onto the searched box (uv errors are small)
+    search_temperature: float = 1.0  # softness of the search target (0: arg-max box)
     saliency_tau: float = 1.0
     distill_tau: float = 1.0
 
@@ -202,12 +228,10 @@ class GlanceLoss(nn.Module):
         if labels and w.glance_ce:
             terms["glance_ce"] = w.glance_ce * classification_loss(out.logits, labels, heads)
         if labels and w.aux_ce:
-            aux = classification_loss(out.visual_logits, labels, heads)
-            terms["aux_ce"] = w.aux_ce * (
-                aux + classification_loss(out.audio_logits, labels, heads)
-            )
+            aux = self._snippet_ce(batch, out.visual_logits, labels)
+            terms["aux_ce"] = w.aux_ce * (aux + self._snippet_ce(batch, out.audio_logits, labels))
         if labels and w.snippet_ce:
-            terms["snippet_ce"] = w.snippet_ce * self._snippet_ce(batch, out, labels)
+            terms["snippet_ce"] = w.snippet_ce * self._snippet_ce(batch, out.snippet_logits, labels)
         if batch.teacher_logits is not None and w.distill:
             terms["distill"] = w.distill * distillation_loss(
                 out.logits, batch.teacher_logits, heads, w.distill_tau
@@ -225,17 +249,17 @@ class GlanceLoss(nn.Module):
         total = torch.stack(list(terms.values())).sum()
         return {"total": total, **{k: v.detach() for k, v in terms.items()}}
 
-    def _snippet_ce(self, batch: GlanceBatch, out: GlanceOutput, labels: Labels) -> Tensor:
-        """Per-snippet CE, weighted by where the teacher sees the class (uniform without one):
-        the label need not hold in every snippet, but it does where the heavy model is sure."""
-        per = per_sample_classification_loss(
-            out.snippet_logits.transpose(0, 1), labels, self.net.cfg.heads
-        )  # [T, B]
+    def _snippet_ce(self, batch: GlanceBatch, logits: Tensor, labels: Labels) -> Tensor:
+        """CE of per-snippet logits ``[B, T, C]``, weighted by where the teacher sees the class
+        (uniform without one): the label need not hold in every snippet, but it does where the
+        heavy model is sure."""
+        per = per_sample_classification_loss(logits.transpose(0, 1), labels, self.net.cfg.heads)
+        b, t = logits.shape[:2]
         if batch.teacher_snippet_logp is not None:
             r = F.softmax(batch.teacher_snippet_logp.float() / self.weights.saliency_tau, dim=1)
         else:
-            r = torch.full_like(out.saliency, 1.0 / out.saliency.shape[1], dtype=torch.float32)
-        return (r.t().to(per.device) * per).sum(dim=0).mean()
+            r = torch.full((b, t), 1.0 / t)
+        return (r.t().to(per.device) * per).sum(dim=0).mean()  # per is [T, B]
 
     def _spatial_terms(
         self, batch: GlanceBatch, out: GlanceOutput, labels: Labels
@@ -244,17 +268,26 @@ class GlanceLoss(nn.Module):
         idx = self._selected(batch, out)
         sp = net.spatial(out, idx)
         k = idx.shape[1]
-        maps = sp.enhanced.flatten(0, 1)
+        # The proxy classifier reads the maps stop-gradient: trained through it, AESPA would be
+        # rewarded for spreading video-level evidence (its audio FiLM can) to every cell, after
+        # which any crop classifies and nothing says where to look. AESPA learns through the
+        # policy instead.
+        maps = sp.visual_map.flatten(0, 1).detach()
         uv = sp.uv.flatten(0, 1)
         rep = {h: t.to(uv.device).repeat_interleave(k, dim=0) for h, t in labels.items()}
         terms: dict[str, Tensor] = {}
+        cands, logits = candidate_patch_logits(net, maps)
         if w.patch:
-            random_uv = torch.rand_like(uv)
             proxy = classification_loss(net.patch_logits(maps, uv), rep, net.cfg.heads)
-            diverse = classification_loss(net.patch_logits(maps, random_uv), rep, net.cfg.heads)
-            terms["patch"] = w.patch * 0.5 * (proxy + diverse)
+            rand = classification_loss(
+                net.patch_logits(maps, torch.rand_like(uv)), rep, net.cfg.heads
+            )
+            mil = patch_mil_loss(logits, rep, net.cfg.heads)
+            terms["patch"] = w.patch * (proxy + rand + mil) / 3
         if w.policy_search:
-            target = search_patch_targets(net, maps.detach(), rep)
+            target = patch_targets_from_logits(
+                cands, logits, rep, net.cfg.heads, self.weights.search_temperature
+            )
             terms["policy_search"] = w.policy_search * F.smooth_l1_loss(uv, target, beta=0.1)
         return terms
 

@@ -144,6 +144,32 @@ class PipelineSettings(_Group):
         default=6, ge=1, description="Dense views decoded and classified per step (memory bound)."
     )
     glance_device: str = Field(default="cpu", description="Device of the small glance network.")
+    default_k: int = Field(
+        default=4, ge=1, le=16, description="Clip windows per video when a request names no k."
+    )
+    max_overlap: float = Field(
+        default=0.5, ge=0.0, lt=1.0, description="Largest overlap between two selected windows."
+    )
+    adaptive_mass: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Adaptive K: stop adding windows once this softmax saliency mass is covered.",
+    )
+    early_exit_threshold: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Glance early exit: classify only `early_exit_k` windows when the glance "
+        "head's top probability reaches this.",
+    )
+    early_exit_k: int = Field(default=1, ge=0, le=16, description="Windows kept on early exit.")
+    rho: float = Field(
+        default=0.6,
+        gt=0.0,
+        le=1.0,
+        description="Glance patch side as a fraction of the short side.",
+    )
 
 
 class Settings(BaseSettings):
@@ -322,8 +348,18 @@ class Settings(BaseSettings):
     def pipeline_config(self) -> Any:
         """``service.pipeline.PipelineConfig`` (imported lazily: the pipeline imports models)."""
         from service.pipeline import PipelineConfig
+        from service.policies import PolicyConfig
 
+        p = self.pipeline
         return PipelineConfig(
+            policy=PolicyConfig(
+                default_k=p.default_k,
+                max_overlap=p.max_overlap,
+                adaptive_mass=p.adaptive_mass,
+                early_exit_threshold=p.early_exit_threshold,
+                early_exit_k=p.early_exit_k,
+                rho=p.rho,
+            ),
             default_policy=self.pipeline.default_policy,
             dense_chunk=self.pipeline.dense_chunk,
             glance_device=self.pipeline.glance_device,

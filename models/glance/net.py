@@ -19,8 +19,8 @@ class GlanceOutput(NamedTuple):
     saliency: Tensor  # [B, T] logits; softmax over T ranks the snippets
     logits: Tensor  # [B, C] glance-level class logits (from CLS), heads laid out as the heavy model
     snippet_logits: Tensor  # [B, T, C] per-snippet class logits (MC objective, diagnostics)
-    visual_logits: Tensor  # [B, C] auxiliary visual-only head (training signal)
-    audio_logits: Tensor  # [B, C] auxiliary audio-only head (training signal)
+    visual_logits: Tensor  # [B, T, C] auxiliary visual-only head per snippet (training signal)
+    audio_logits: Tensor  # [B, T, C] auxiliary audio-only head per snippet (training signal)
     visual_map: Tensor  # [B, T, Cv, h, w] encoder maps, what AESPA reads
     visual_tokens: Tensor  # [B, T, d] AV-TeST outputs at the visual positions
     audio_tokens: Tensor  # [B, T, d] AV-TeST outputs at the audio positions
@@ -28,6 +28,7 @@ class GlanceOutput(NamedTuple):
 
 class SpatialOutput(NamedTuple):
     uv: Tensor  # [B, K, 2] patch corner fractions in [0, 1]
+    visual_map: Tensor  # [B, K, Cv, h, w] the selected snippets' encoder maps
     enhanced: Tensor  # [B, K, d, h, w] AESPA-enhanced maps (the patch proxy crops these)
     attention: Tensor  # [B, K, h*w] AESPA audio-to-cell attention
 
@@ -57,7 +58,7 @@ class GlanceNet(nn.Module):
         self.audio_aux_head = nn.Linear(ca, c)
         self.aespa = AESPA(cfg, cv)
         self.policy = PatchPolicy(cfg)
-        self.patch_head = nn.Linear(d, c)  # training-only: classifies proxy crops of the map
+        self.patch_head = nn.Linear(cv, c)  # training-only: classifies proxy crops of the map
         self.proxy_size = max(1, math.ceil(cfg.rho * cfg.map_size))
         self.map_offset = feature_map_offset(cfg.visual.stride)
 
@@ -89,8 +90,8 @@ class GlanceNet(nn.Module):
             saliency=self.saliency_head(pair).squeeze(-1),
             logits=self.glance_head(cls),
             snippet_logits=self.snippet_head(pair),
-            visual_logits=self.visual_aux_head(vfeat.mean(dim=1)),
-            audio_logits=self.audio_aux_head(afeat.mean(dim=1)),
+            visual_logits=self.visual_aux_head(vfeat),
+            audio_logits=self.audio_aux_head(afeat),
             visual_map=vmap,
             visual_tokens=vtok,
             audio_tokens=atok,
@@ -118,6 +119,7 @@ class GlanceNet(nn.Module):
         uv = self.policy(enhanced, vtok.flatten(0, 1))
         return SpatialOutput(
             uv=uv.view(b, k, 2),
+            visual_map=vmap,
             enhanced=enhanced.view(b, k, *enhanced.shape[1:]),
             attention=attn.view(b, k, -1),
         )

@@ -30,11 +30,28 @@ class ModelInfo(BaseModel):
     max_batch_size: int
     heads: list[HeadInfo]
     inputs: list[InputInfo]
+    crop_size: int = Field(description="Crop side of the window policies' clips (pixels).")
+    test_crop_size: int = Field(description="Crop side of the dense protocol's views (pixels).")
+    clip_seconds: float = Field(description="Time span of one clip (Fast frames x stride / fps).")
     glance: bool = Field(description="The package ships a glance network.")
+
+
+class JobsInfo(BaseModel):
+    """How batch jobs run here: without REDIS_URL the in-process queue is not durable."""
+
+    backend: str
+    durable: bool
+    embedded_worker: bool
+    lanes: list[str]
+    max_items_per_job: int
+    max_queue_length: int
+    result_ttl_s: float
+    max_deliveries: int
 
 
 class ModelList(BaseModel):
     models: list[ModelInfo]
+    jobs: JobsInfo | None = None
 
 
 class LiveStatus(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from service.api.errors import errors_for
-from service.api.responses import HeadInfo, InputInfo, ModelInfo, ModelList
+from service.api.responses import HeadInfo, InputInfo, JobsInfo, ModelInfo, ModelList
 from service.errors import AvserveError
 from service.registry import LoadedModel, ModelRegistry
 
@@ -37,14 +37,19 @@ def describe(model: LoadedModel, registry: ModelRegistry) -> ModelInfo:
             InputInfo(name=t.name, shape=list(t.shape), dtype=t.dtype)
             for t in model.runtime.spec.inputs
         ],
+        crop_size=pkg.config.preprocessing.crop_size,
+        test_crop_size=pkg.config.preprocessing.test_crop_size,
+        clip_seconds=round(pkg.config.preprocessing.clip_seconds, 4),
         glance=pkg.config.glance is not None,
     )
 
 
 @router.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
 async def list_models(request: Request) -> ModelList:
-    registry: ModelRegistry = request.app.state.services.registry
-    return ModelList(models=[describe(m, registry) for m in registry.models.values()])
+    services = request.app.state.services
+    registry: ModelRegistry = services.registry
+    jobs = JobsInfo(**services.jobs.info()) if services.jobs is not None else None
+    return ModelList(models=[describe(m, registry) for m in registry.models.values()], jobs=jobs)
 
 
 @router.get(

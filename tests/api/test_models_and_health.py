@@ -32,10 +32,13 @@ async def test_models_lists_the_loaded_package_as_its_config_says(
     frames, audio = one["inputs"]
     assert frames == {
         "name": "frames",
-        "shape": [pre["num_frames"], pre["crop_size"], pre["crop_size"], 3],
+        "shape": [pre["num_frames"], None, None, 3],  # square crops of any side
         "dtype": "uint8",
     }
+    assert (one["crop_size"], one["test_crop_size"]) == (pre["crop_size"], pre["test_crop_size"])
     assert audio["name"] == "audio" and audio["dtype"] == "float32"
+    # Without REDIS_URL, jobs run on the in-process queue, and the listing says it is not durable.
+    assert listing["jobs"]["backend"] == "memory" and listing["jobs"]["durable"] is False
 
 
 async def test_a_directory_of_packages_serves_each_and_honours_the_default(

@@ -64,8 +64,10 @@ def test_glance_net_outputs_and_locate_shapes(tiny_net: GlanceNet, tiny: GlanceC
         uv = tiny_net.locate(out, idx)
     c = tiny.total_classes
     assert out.saliency.shape == (B, T)
-    assert out.logits.shape == out.visual_logits.shape == out.audio_logits.shape == (B, c)
-    assert out.snippet_logits.shape == (B, T, c)
+    assert out.logits.shape == (B, c)
+    assert (
+        out.snippet_logits.shape == out.visual_logits.shape == out.audio_logits.shape == (B, T, c)
+    )
     assert out.visual_map.shape[:2] == (B, T) and out.visual_map.shape[3:] == (8, 8)
     assert out.visual_tokens.shape == out.audio_tokens.shape == (B, T, tiny.d_model)
     assert uv.shape == (B, 4, 2)

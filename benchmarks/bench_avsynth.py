@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import machine
 from service.data.avsynth import generate_clip, sample_spec, write_clip
 from service.data.avsynth.generate import GenerateConfig, generate
 from service.data.cache import CacheConfig, build_cache
@@ -27,31 +27,6 @@ from service.data.dataset import ClipBatches, SamplingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results" / "avsynth.json"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import onnxruntime
-
-        ort: str | None = onnxruntime.__version__
-    except ImportError:
-        ort = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_avg_1m": os.getloadavg()[0],
-        "torch": torch.__version__,
-        "onnxruntime": ort,
-        "python": platform.python_version(),
-    }
 
 
 def _timed(fn: Any) -> float:

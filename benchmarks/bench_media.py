@@ -20,16 +20,15 @@ Run: ``python -m benchmarks.bench_media`` (or ``make bench``). Writes bench-resu
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from fractions import Fraction
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from benchmarks.common import machine
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results" / "media.json"
@@ -37,35 +36,6 @@ CACHE = REPO / "bench-results" / "cache"
 REPEATS = 3
 SCENARIOS = ("full_decode", "full_decode_rgb", "glance", "glance_exact", "glance_3_windows")
 WINDOW_SNIPPETS = (2, 7, 12)  # clips centred on three snippet instants, as a glance policy would
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    import av
-
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "av": av.__version__,
-        "ffmpeg_libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
-        "torch": version("torch"),
-        "onnxruntime": version("onnxruntime"),
-    }
 
 
 def make_video(path: Path, gop: int, seconds: int = 60, fps: int = 30) -> Path:

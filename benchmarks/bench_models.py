@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -17,36 +16,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import machine
 from models import build_model, get_config, import_pyslowfast, list_configs, model_gmacs
 from models.flops import count_params
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results" / "models.json"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import onnxruntime
-
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "onnxruntime": ort_version,
-        "python": platform.python_version(),
-    }
 
 
 def latency_s(name: str, crop: int, repeats: int = 3) -> float:

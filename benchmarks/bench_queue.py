@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import statistics
 import time
 import uuid
@@ -25,6 +24,7 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import machine as common_machine
 from service.queue import JobService, QueueConfig, build_job_service
 from service.queue.models import JobCreate
 from service.schemas import ClassifyOptions
@@ -36,26 +36,7 @@ LATENCY_JOBS = 30
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-    import torch
-
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "redis_py": redis.__version__,
-    }
-    return info
+    return {**common_machine(), "redis_py": redis.__version__}
 
 
 async def instant(url: str, options: ClassifyOptions) -> dict[str, Any]:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import machine
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.runtimes import Runtime, build_runtime
 
@@ -45,27 +43,6 @@ BATCH_SWEEP = (1, 2, 4, 8, 16)
 MAX_BATCH = 8  # the service default (AVSERVE_BATCHER__MAX_BATCH_SIZE)
 REPEATS = 3
 ROUNDS = 3
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "loadavg_at_start": os.getloadavg(),
-    }
 
 
 def load_package(work: Path) -> Any:

@@ -12,6 +12,7 @@ import time
 BENCHMARKS = (
     "models",  # params / GMACs / forward latency per named config
     "media",  # full decode vs glance sampling vs glance + 3 windows
+    "glance",  # glance GMACs/params/latency, log-mel and clip preprocessing, librosa parity
     "policies",  # wall-clock and GMACs per policy on a 60 s 720p video
     "serving",  # batcher throughput/latency, batching on/off, runtimes
     "serving_e2e",  # real HTTP server end to end

@@ -92,7 +92,7 @@ def _mel_to_hz(m: Tensor, htk: bool) -> Tensor:
 
 
 def mel_filterbank(cfg: LogMelConfig, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Triangular mel filters ``[n_mels, n_freqs]``, Slaney area-normalised (librosa ``filters.mel``)."""
+    """Triangular mel filters ``[n_mels, n_freqs]``, Slaney area norm (librosa ``filters.mel``)."""
     f_max = cfg.f_max if cfg.f_max is not None else cfg.sample_rate / 2
     fft_freqs = torch.linspace(0, cfg.sample_rate / 2, cfg.n_freqs, dtype=torch.float64)
     mel_lo = _hz_to_mel(torch.tensor(cfg.f_min, dtype=torch.float64), cfg.htk)
@@ -134,22 +134,26 @@ def nearest_frame_index(num_in: int, num_out: int, device: torch.device | None =
 class LogMelSpectrogram(nn.Module):
     """Waveform ``[B, N]`` → log-mel ``[B, frames, n_mels]`` (time-major).
 
-    ``normalize`` applies ``(x - mean) / std``; ``resample`` applies the nearest-index resampling
-    to ``cfg.num_frames``. Both are also callable on their own. Computation runs in the dtype of
-    the DFT basis, which never drops below float32 (see ``_apply``): half precision would wreck the
-    power of quiet bands, so callers cast the result instead.
+    The ``normalize`` flag applies ``(x - mean) / std``, the ``to_num_frames`` flag the official
+    nearest-index resampling to ``cfg.num_frames``; both steps are also callable on their own.
+    Computation runs in the dtype of the DFT basis, which never drops below float32 (see
+    ``_apply``): half precision would wreck the power of quiet bands, so callers cast the result.
     """
 
     dft_basis: torch.Tensor
     mel_basis: torch.Tensor
 
     def __init__(
-        self, cfg: LogMelConfig = LogMelConfig(), *, normalize: bool = False, resample: bool = False
+        self,
+        cfg: LogMelConfig = LogMelConfig(),
+        *,
+        normalize: bool = False,
+        to_num_frames: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
         self.apply_normalize = normalize
-        self.apply_resample = resample and cfg.num_frames is not None
+        self.apply_to_num_frames = to_num_frames and cfg.num_frames is not None
         self.n_fft = cfg.n_fft
         self.hop_length = cfg.hop_length
         self.n_freqs = cfg.n_freqs
@@ -190,7 +194,7 @@ class LogMelSpectrogram(nn.Module):
     def normalize(self, logmel: Tensor) -> Tensor:
         return (logmel - self.mean) / self.std
 
-    def resample(self, logmel: Tensor) -> Tensor:
+    def to_num_frames(self, logmel: Tensor) -> Tensor:
         """Nearest-index resampling of the time axis (dim 1) to ``cfg.num_frames``."""
         if self.num_frames <= 0:
             return logmel
@@ -202,8 +206,8 @@ class LogMelSpectrogram(nn.Module):
         # "+ 1e-8" as adding zero and drops it (log(0) = -inf on silent audio, NaN downstream).
         power = self.power_mel(waveform)
         logmel = torch.log1p(power * (1.0 / self.log_offset)) + math.log(self.log_offset)
-        if self.apply_resample:
-            logmel = self.resample(logmel)
+        if self.apply_to_num_frames:
+            logmel = self.to_num_frames(logmel)
         if self.apply_normalize:
             logmel = self.normalize(logmel)
         return logmel

@@ -4,13 +4,15 @@ Losses follow /work/shared/notes/glance-design.md §4 "Training":
 - saliency distillation ``KL(softmax_t(teacher_logp / τ) ‖ softmax_t(s))`` from the heavy model's
   per-window log-probability of the video's class, or, without a teacher cache, the Uni-AdaFocus
   MC objective (classify the saliency-weighted mix of per-snippet logits);
-- supervised CE of the glance head and the visual-only / audio-only auxiliary heads, and/or KL to
-  the heavy model's video-level prediction;
-- the spatial patch proxy: crop the AESPA-enhanced map (stop-gradient) at the policy's (u, v),
-  pool, auxiliary linear, CE. The proxy classifier also learns from a multiple-instance CE over
-  a grid of candidate boxes (the label holds in some box). Bilinear crops are only locally
-  differentiable in (u, v), so the policy is also regressed onto the target of a search over
-  those candidates scored by the proxy (labels only, never boxes).
+- supervised CE of the glance head; per-snippet CE of the snippet head and of the visual-only /
+  audio-only auxiliary heads, weighted by the teacher's saliency (where the label is evident);
+  and/or KL to the heavy model's video-level prediction;
+- the spatial patch proxy: crop the selected snippet's feature map (stop-gradient) at the
+  policy's (u, v) and at a random (u, v) (what an empty crop looks like), pool, auxiliary
+  linear, CE, plus a multiple-instance CE over a grid of candidate boxes (the label holds in
+  some box). The notes crop the AESPA-enhanced map; ``_spatial_terms`` says why we do not.
+  Bilinear crops are only locally differentiable in (u, v), so the policy is also regressed
+  onto the target of a search over those candidates scored by the proxy (labels, never boxes).
 
 Labels are per head: ``LongTensor [B]`` class indices (-1 = unknown) for single-label heads,
 multi-hot ``float [B, C_h]`` for multi-label heads.
@@ -268,10 +270,11 @@ class GlanceLoss(nn.Module):
         idx = self._selected(batch, out)
         sp = net.spatial(out, idx)
         k = idx.shape[1]
-        # The proxy classifier reads the maps stop-gradient: trained through it, AESPA would be
-        # rewarded for spreading video-level evidence (its audio FiLM can) to every cell, after
-        # which any crop classifies and nothing says where to look. AESPA learns through the
-        # policy instead.
+        # The proxy crops the encoder maps of the selected snippets (stop-gradient), not the
+        # AESPA output: AESPA's audio gate and FiLM mix video-level evidence into every cell, so
+        # crops anywhere classify and the search loses its peak (on the synthetic test, 47-88%
+        # of patches within a cell over 4 seeds, against 100% from the encoder maps). AESPA
+        # learns through the policy, whose input it is.
         maps = sp.visual_map.flatten(0, 1).detach()
         uv = sp.uv.flatten(0, 1)
         rep = {h: t.to(uv.device).repeat_interleave(k, dim=0) for h, t in labels.items()}

@@ -55,7 +55,7 @@ class PreprocessConfig:
         return round(self.clip_seconds * self.audio.sample_rate)
 
     def slow_index(self) -> Tensor:
-        """Official Slow subset of the Fast frames: ``linspace(0, T_f - 1, T_f // alpha).long()``."""
+        """Official Slow subset of Fast frames: ``linspace(0, T_f - 1, T_f // alpha).long()``."""
         return torch.linspace(0, self.num_frames - 1, self.slow_frames).long()
 
     def clip_spec(self) -> dict[str, int | float]:
@@ -115,7 +115,7 @@ class ClipPreprocessor(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_frames = cfg.num_frames
-        self.logmel = LogMelSpectrogram(cfg.audio, normalize=True, resample=True)
+        self.logmel = LogMelSpectrogram(cfg.audio, normalize=True, to_num_frames=True)
         mean = torch.tensor(cfg.mean, dtype=torch.float64).view(1, 3, 1, 1, 1)
         std = torch.tensor(cfg.std, dtype=torch.float64).view(1, 3, 1, 1, 1)
         # (x / 255 - mean) / std folded into one multiply-add.

@@ -45,7 +45,7 @@ class _Locate(nn.Module):
 
 
 def glance_cost(cfg: GlanceConfig, k: int = 4, snippets: int | None = None) -> GlanceCost:
-    """Cost of one video (batch 1) with ``snippets`` (default ``cfg.num_snippets``) and K patches."""
+    """Cost of one video (batch 1): ``snippets`` (default ``cfg.num_snippets``), K patches."""
     t = snippets or cfg.num_snippets
     # Count on "meta" tensors (shapes only, no compute). Build on CPU and move: random init
     # directly on meta goes through slow reference kernels.

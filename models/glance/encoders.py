@@ -40,7 +40,7 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, cfg: GlanceConfig) -> None:
         super().__init__()
-        self.logmel = LogMelSpectrogram(cfg.audio_features, normalize=True, resample=True)
+        self.logmel = LogMelSpectrogram(cfg.audio_features, normalize=True, to_num_frames=True)
         self.trunk = MobileNetV2(cfg.audio)
         self.out_channels = self.trunk.out_channels
 

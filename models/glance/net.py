@@ -58,7 +58,7 @@ class GlanceNet(nn.Module):
         self.audio_aux_head = nn.Linear(ca, c)
         self.aespa = AESPA(cfg, cv)
         self.policy = PatchPolicy(cfg)
-        self.patch_head = nn.Linear(cv, c)  # training-only: classifies proxy crops of the map
+        self.patch_head = nn.Linear(cv, c)  # training-only: classifies proxy crops of the maps
         self.proxy_size = max(1, math.ceil(cfg.rho * cfg.map_size))
         self.map_offset = feature_map_offset(cfg.visual.stride)
 
@@ -128,10 +128,11 @@ class GlanceNet(nn.Module):
         """Patch corner fractions ``uv [B, K, 2]`` in [0, 1] for the selected snippets."""
         return self.spatial(out, idx).uv
 
-    def patch_logits(self, enhanced: Tensor, uv: Tensor) -> Tensor:
-        """Patch proxy: crop ``enhanced [N, d, h, w]`` at ``uv [N, 2]`` (side rho of the map),
-        average-pool, classify → ``[N, C]``; differentiable in ``uv``."""
-        crops = crop_patches(enhanced, uv, self.cfg.rho, self.proxy_size, self.map_offset)
+    def patch_logits(self, maps: Tensor, uv: Tensor) -> Tensor:
+        """Patch proxy (training only): crop encoder maps ``[N, Cv, h, w]`` at ``uv [N, 2]``
+        (side rho of the map, cells aligned with pixels), average-pool, classify → ``[N, C]``.
+        Differentiable in ``uv``."""
+        crops = crop_patches(maps, uv, self.cfg.rho, self.proxy_size, self.map_offset)
         return self.patch_head(crops.mean(dim=(2, 3)))
 
     def num_parameters(self, inference_only: bool = False) -> int:

@@ -48,7 +48,7 @@ class AESPA(nn.Module):
 
 
 class PatchPolicy(nn.Module):
-    """[enhanced map ‖ broadcast visual token] → conv3×3 → BN → ReLU → FC (LN, GELU) → FC 2 → sigmoid.
+    """[enhanced map ‖ visual token] → conv3×3 → BN → ReLU → FC (LN, GELU) → FC 2 → sigmoid.
 
     Output ``uv [N, 2]`` = (u, v), the patch's top-left corner as fractions of the free range
     along x and y. The last layer starts at zero, i.e. the policy starts at the centred patch.

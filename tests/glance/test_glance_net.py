@@ -79,11 +79,12 @@ def test_default_config_shapes_at_160px() -> None:
     net = GlanceNet(cfg).eval()
     frames, audio = _inputs(cfg)
     with torch.no_grad():
-        out = net(frames[:, :2].contiguous(), audio[:, :2].contiguous())  # T=2 keeps it quick
-        uv = net.locate(out, torch.tensor([[1], [0]]))
-    assert out.visual_map.shape == (B, 2, 1280, 5, 5)
-    assert out.logits.shape == (B, 400) and out.saliency.shape == (B, 2)
-    assert uv.shape == (B, 1, 2)
+        out = net(frames, audio)
+        uv = net.locate(out, torch.tensor([[1, 4, 9, 15], [0, 2, 3, 8]]))
+    assert out.visual_map.shape == (B, T, 1280, 5, 5)
+    assert out.logits.shape == (B, 400) and out.saliency.shape == (B, T)
+    assert out.visual_tokens.shape == out.audio_tokens.shape == (B, T, 256)
+    assert uv.shape == (B, 4, 2)
 
 
 def test_eval_is_deterministic(tiny_net: GlanceNet, tiny: GlanceConfig) -> None:
@@ -162,3 +163,22 @@ def test_default_glance_fits_the_budget_at_16_snippets() -> None:
     # The expensive part scales with T, the spatial part only with K.
     assert cost.per_selected_gmacs < cost.per_snippet_gmacs
     assert cost.forward_gmacs > 0.1 * 16  # a MobileNetV2-1.0 at 160 px is ~0.15 GMAC a frame
+
+
+def test_half_precision_glance_stays_close_to_float32(
+    tiny_net: GlanceNet, tiny: GlanceConfig
+) -> None:
+    # The same code runs fp16 on CUDA; CPU half kernels exercise the dtype plumbing here.
+    frames, audio = _inputs(tiny)
+    half = GlanceNet(tiny).eval()
+    half.load_state_dict(tiny_net.state_dict())
+    half = half.half()
+    assert half.audio.logmel.dft_basis.dtype == torch.float32  # front end stays float32
+    idx = torch.tensor([[2], [7]])
+    with torch.no_grad():
+        ref, out = tiny_net(frames, audio), half(frames, audio)
+        uv = half.locate(out, idx)
+    assert out.saliency.dtype == torch.float16 and uv.dtype == torch.float16
+    torch.testing.assert_close(out.saliency.float(), ref.saliency, atol=0.02, rtol=0.01)
+    torch.testing.assert_close(out.logits.float(), ref.logits, atol=0.02, rtol=0.01)
+    torch.testing.assert_close(uv.float(), tiny_net.locate(ref, idx), atol=0.01, rtol=0)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from models.configs import HeadSpec
-from models.glance import GlanceConfig, GlanceNet
+from models.glance import GlanceConfig, GlanceNet, patch_center
 from models.glance_train import (
     GlanceBatch,
     GlanceLoss,
@@ -65,22 +65,27 @@ def test_mc_objective_rewards_saliency_on_the_informative_snippet() -> None:
     assert on < off
 
 
-def test_patch_search_finds_the_box_over_the_discriminative_cell() -> None:
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_patch_search_centres_the_box_on_the_discriminative_cell(temperature: float) -> None:
     torch.manual_seed(0)
-    cfg = GlanceConfig.tiny(heads=(HeadSpec("c", 2),), rho=0.25)  # 8x8 map, 2-cell proxy crop
+    cfg = GlanceConfig.tiny(heads=(HeadSpec("c", 2),), rho=0.25)  # 8x8 map of 8 px cells
     net = GlanceNet(cfg).eval()
     with torch.no_grad():  # the proxy classifier reads channel 0: high means class 1
         net.patch_head.weight.zero_()
         net.patch_head.bias.zero_()
         net.patch_head.weight[1, 0] = 1.0
-    enhanced = torch.zeros(2, cfg.d_model, 8, 8)
-    enhanced[0, 0, 6, 1] = 10.0  # row (y) 6, column (x) 1
-    enhanced[1, 0, 0, 7] = 10.0
-    uv = search_patch_targets(net, enhanced, {"c": torch.tensor([1, 1])})
-    side = net.proxy_size
-    for (u, v), (col, row) in zip(uv.tolist(), [(1, 6), (7, 0)], strict=True):
-        x0, y0 = u * (8 - side), v * (8 - side)
-        assert x0 <= col < x0 + side and y0 <= row < y0 + side
+    maps = torch.zeros(3, net.visual.out_channels, 8, 8)
+    cells = [(1, 6), (7, 0), (4, 3)]  # (column, row)
+    for i, (col, row) in enumerate(cells):
+        maps[i, 0, row, col] = 40.0  # a confident proxy: the evidence peak dominates
+    uv = search_patch_targets(
+        net, maps, {"c": torch.ones(3, dtype=torch.long)}, temperature=temperature
+    )
+    centres = patch_center(uv, 64, 64, cfg.rho)
+    for (x, y), (col, row) in zip(centres.tolist(), cells, strict=True):
+        # Cell j of a stride-8 trunk sees pixels around 8j + 0.5; patch centres reach [8, 56].
+        want_x, want_y = min(max(8 * col + 0.5, 8.0), 56.0), min(max(8 * row + 0.5, 8.0), 56.0)
+        assert abs(x - want_x) <= 4 and abs(y - want_y) <= 4
 
 
 def test_proxy_loss_reaches_uv_and_the_policy() -> None:
@@ -94,12 +99,12 @@ def test_proxy_loss_reaches_uv_and_the_policy() -> None:
     sp = net.spatial(out, torch.tensor([[3, 5], [0, 15]]))
     uv = sp.uv.detach().flatten(0, 1).requires_grad_(True)
     labels = {"action": torch.tensor([1, 1, 2, 2])}
-    proxy = classification_loss(net.patch_logits(sp.enhanced.flatten(0, 1), uv), labels, HEADS)
+    maps = sp.visual_map.flatten(0, 1)
+    proxy = classification_loss(net.patch_logits(maps, uv), labels, HEADS)
     proxy.backward(retain_graph=True)
     assert uv.grad is not None and torch.isfinite(uv.grad).all() and uv.grad.abs().sum() > 0
     net.zero_grad()
-    loss = classification_loss(net.patch_logits(sp.enhanced.flatten(0, 1), sp.uv.flatten(0, 1)),
-                               labels, HEADS)  # fmt: skip
+    loss = classification_loss(net.patch_logits(maps, sp.uv.flatten(0, 1)), labels, HEADS)
     loss.backward()
     grads = [p.grad for p in net.policy.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)

@@ -1,8 +1,9 @@
 """Service settings: one pydantic-settings class, read from ``AVSERVE_*`` env vars and ``.env``.
 
 Nested groups use ``__``: ``AVSERVE_BATCHER__MAX_BATCH_SIZE=16``. The Redis URL is also read
-from the conventional ``REDIS_URL``. Every field carries a description; ``settings_markdown_table``
-renders them for the README so the documentation cannot drift from the code.
+from the conventional ``REDIS_URL``. Every field carries a description;
+``service.settings_doc.settings_markdown_table`` renders them for the README so the
+documentation cannot drift from the code.
 
 The ``*_config()``/``*_policy()`` builders turn groups into the frozen config dataclasses of the
 layers (batcher, media, fetch, queue, pipeline); those layers never read the environment.
@@ -10,18 +11,20 @@ layers (batcher, media, fetch, queue, pipeline); those layers never read the env
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.batcher import BatcherConfig
 from service.media.policy import FetchPolicy, MediaPolicy
 from service.runtimes import RuntimeKind
 from service.schemas import PolicyName
+
+if TYPE_CHECKING:
+    from service.metrics import Metrics
+    from service.registry import ModelRegistry
 
 ENV_PREFIX = "AVSERVE_"
 
@@ -330,6 +333,25 @@ class Settings(BaseSettings):
                     keys.append(line)
         return keys
 
+    def load_registry(
+        self, metrics: Metrics | None = None, default_model: str | None = None
+    ) -> ModelRegistry:
+        """Load the configured model packages (``service.registry.load_registry``; blocking)."""
+        from service.registry import load_registry
+
+        return load_registry(
+            self.resolved_model_dir(),
+            runtime=self.runtime,
+            device=self.device,
+            fp16=self.fp16,
+            threads=self.torch_threads,
+            batcher=self.batcher_config(),
+            cache_dir=self.export_cache_dir,
+            default_model=default_model or self.default_model,
+            warmup_batch_size=self.warmup_batch_size,
+            metrics=metrics,
+        )
+
     def batcher_config(self) -> BatcherConfig:
         return self.batcher.config()
 
@@ -364,49 +386,3 @@ class Settings(BaseSettings):
             dense_chunk=self.pipeline.dense_chunk,
             glance_device=self.pipeline.glance_device,
         )
-
-
-def _type_name(ann: Any) -> str:
-    origin, args = get_origin(ann), get_args(ann)
-    if origin is Literal:
-        return " / ".join(str(a) for a in args)
-    if origin in (Union, types.UnionType):
-        parts = [_type_name(a) for a in args if a is not type(None)]
-        return " / ".join(parts) + (" (optional)" if type(None) in args else "")
-    if origin is list:
-        return f"list of {_type_name(args[0])}"
-    if ann is SecretStr:
-        return "secret"
-    return str(getattr(ann, "__name__", ann))
-
-
-def _default_text(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        value: Any = info.default_factory()  # type: ignore[call-arg]
-        return "[]" if value == [] else ""
-    value = info.default
-    if value is None:
-        return "unset"
-    return f"`{str(value).lower() if isinstance(value, bool) else value}`"
-
-
-def settings_markdown_table() -> str:
-    """The README table of every setting: env var, type, default, description."""
-    rows = ["| env var | type | default | description |", "|---|---|---|---|"]
-
-    def emit(prefix: str, model: type[BaseModel]) -> None:
-        for name, info in model.model_fields.items():
-            ann = info.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                emit(f"{prefix}{name.upper()}__", ann)
-                continue
-            env = f"`{prefix}{name.upper()}`"
-            if name == "redis_url":
-                env = "`REDIS_URL` / `AVSERVE_REDIS_URL`"
-            desc = (info.description or "").replace("|", "\\|")
-            rows.append(
-                f"| {env} | {_type_name(info.annotation)} | {_default_text(info)} | {desc} |"
-            )
-
-    emit(ENV_PREFIX, Settings)
-    return "\n".join(rows)

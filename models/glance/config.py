@@ -19,7 +19,7 @@ def _glance_logmel() -> LogMelConfig:
 
 @dataclass(frozen=True)
 class GlanceConfig:
-    """AVGN-style glance (see /work/shared/notes/glance-design.md §4).
+    """AVGN-style glance (see ../shared/notes/glance-design.md §4).
 
     Encoders are MobileNetV2 trunks trained from scratch. AV-TeST is a pre-LN transformer over
     ``[CLS] + T visual + T audio`` tokens; AESPA and the patch policy only run on the K

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from service.errors import AvserveError
 from service.media import DecodePool, fetch_url
 from service.metrics import Metrics
-from service.registry import ModelRegistry, load_registry
+from service.registry import ModelRegistry
 from service.schemas import ClassifyOptions, ClassifyResult, Priority
 from service.settings import Settings
 
@@ -135,19 +135,7 @@ async def build_services(
 ) -> Services:
     """Load models (off the loop), warm them up, build pipelines and start the job service."""
     if registry is None:
-        registry = await asyncio.to_thread(
-            load_registry,
-            settings.resolved_model_dir(),
-            runtime=settings.runtime,
-            device=settings.device,
-            fp16=settings.fp16,
-            threads=settings.torch_threads,
-            batcher=settings.batcher_config(),
-            cache_dir=settings.export_cache_dir,
-            default_model=settings.default_model,
-            warmup_batch_size=settings.warmup_batch_size,
-            metrics=metrics,
-        )
+        registry = await asyncio.to_thread(settings.load_registry, metrics)
     services = Services(settings, metrics, registry, classifier or UnavailableClassifier(""))
     try:
         await registry.start()

@@ -59,19 +59,8 @@ async def _classify_all(
     from service.errors import AvserveError
     from service.media import DecodePool
     from service.pipeline import Pipeline
-    from service.registry import load_registry
 
-    registry = await asyncio.to_thread(
-        load_registry,
-        settings.resolved_model_dir(),
-        runtime=settings.runtime,
-        device=settings.device,
-        fp16=settings.fp16,
-        threads=settings.torch_threads,
-        batcher=settings.batcher_config(),
-        cache_dir=settings.export_cache_dir,
-        default_model=options.model or settings.default_model,
-    )
+    registry = await asyncio.to_thread(settings.load_registry, None, options.model)
     model = registry.get(options.model)
     results: list[tuple[Path, Any]] = []
     workers = min(concurrency, settings.media.decode_workers)

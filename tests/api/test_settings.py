@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from service.settings import Settings, settings_markdown_table
+from service.settings import Settings
+from service.settings_doc import replace_table, settings_markdown_table
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +98,8 @@ def test_markdown_table_documents_every_setting() -> None:
     assert documented == expected
     assert all(r.count("|") == 5 for r in rows), "a cell contains an unescaped pipe"
     assert all(r.split("|")[4].strip() for r in rows), "a setting has no description"
+
+
+def test_readme_shows_the_current_settings_table() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert replace_table(readme) == readme, "run: python -m service.settings_doc README.md"

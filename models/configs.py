@@ -322,6 +322,25 @@ _REGISTRY: dict[str, AVSlowFastConfig] = {
         heads=(HeadSpec("kinetics", 10),),
     ),
 }
+# The tiny model's visual-only and audio-only ablations: same widths and depths, one modality.
+_TINY = _REGISTRY["avslowfast_tiny"]
+_REGISTRY["slowfast_tiny"] = replace(
+    _TINY,
+    name="slowfast_tiny",
+    pathways=("slow", "fast"),
+    afs_fusion=_NO_FUSION,
+    avs_stages=_NO_AVS,
+    drop_pathway=0.0,
+)
+_REGISTRY["audionet_tiny"] = replace(
+    _TINY,
+    name="audionet_tiny",
+    pathways=("audio",),
+    fs_fusion=_NO_FUSION,
+    afs_fusion=_NO_FUSION,
+    avs_stages=_NO_AVS,
+    drop_pathway=0.0,
+)
 
 
 def list_configs() -> list[str]:

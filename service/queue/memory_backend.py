@@ -13,7 +13,6 @@ import json
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from service.errors import AvserveError, CapacityError
@@ -26,7 +25,6 @@ from service.queue.backend import (
     ItemRecord,
     ItemState,
     JobRecord,
-    JobStatus,
     NewJob,
     QueueStats,
     ReclaimResult,
@@ -35,60 +33,7 @@ from service.queue.backend import (
     crash_error,
 )
 from service.queue.config import QueueConfig
-
-
-@dataclass
-class _Pending:
-    consumer: str
-    delivered_at: float  # monotonic; idle time = now - delivered_at
-    count: int
-
-
-@dataclass
-class _Stream:
-    entries: dict[str, dict[str, str]] = field(default_factory=dict)  # unacknowledged entries
-    undelivered: deque[str] = field(default_factory=deque)
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    seq: int = 0
-
-    def add(self, fields: dict[str, str]) -> str:
-        self.seq += 1
-        entry_id = f"{self.seq}-0"
-        self.entries[entry_id] = fields
-        self.undelivered.append(entry_id)
-        return entry_id
-
-    def ack(self, entry_id: str) -> None:
-        if self.pending.pop(entry_id, None) is not None:
-            self.entries.pop(entry_id, None)
-
-
-@dataclass
-class _Job:
-    job_id: str
-    lane: str
-    urls: list[str]
-    options_json: str
-    callback_url: str | None
-    created_at: float
-    expires_at: float  # monotonic
-    status: JobStatus = "queued"
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    updated_at: float = 0.0
-    started_at: float | None = None
-    finished_at: float | None = None
-    callback_status: str | None = None
-    callback_attempts: int = 0
-    callback_error: str | None = None
-    items: dict[int, dict[str, Any]] = field(default_factory=dict)  # final records
-    started: set[int] = field(default_factory=set)
-    errors: dict[int, dict[str, str]] = field(default_factory=dict)  # last retryable error
-
-    @property
-    def total(self) -> int:
-        return len(self.urls)
+from service.queue.memory_state import MemJob, MemPending, MemStream
 
 
 class MemoryBackend:
@@ -100,12 +45,12 @@ class MemoryBackend:
     def __init__(self, config: QueueConfig, *, clock: Callable[[], float] = time.monotonic):
         self._config = config
         self._clock = clock
-        self._streams: dict[str, _Stream] = {
-            name: _Stream()
+        self._streams: dict[str, MemStream] = {
+            name: MemStream()
             for name in (config.high_stream, config.batch_stream, config.callback_stream)
         }
         self._dead: deque[dict[str, str]] = deque(maxlen=config.dead_letter_maxlen)
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, MemJob] = {}
         self._idempotency: dict[str, tuple[str, str, float]] = {}  # key -> (job, hash, expiry)
         self._counters: Counter[str] = Counter()
         self._workers: dict[str, float] = {}
@@ -118,17 +63,17 @@ class MemoryBackend:
         return None
 
     # -- helpers -----------------------------------------------------------------------
-    def _job(self, job_id: str) -> _Job | None:
+    def _job(self, job_id: str) -> MemJob | None:
         job = self._jobs.get(job_id)
         if job is not None and job.expires_at <= self._clock():
             del self._jobs[job_id]
             return None
         return job
 
-    def _refresh_ttl(self, job: _Job) -> None:
+    def _refresh_ttl(self, job: MemJob) -> None:
         job.expires_at = self._clock() + self._config.result_ttl_s
 
-    def _record(self, job: _Job) -> JobRecord:
+    def _record(self, job: MemJob) -> JobRecord:
         return JobRecord(
             job_id=job.job_id,
             status=job.status,
@@ -149,7 +94,7 @@ class MemoryBackend:
             expires_in_s=max(0.0, job.expires_at - self._clock()),
         )
 
-    def _complete_if_finished(self, job: _Job, now: float) -> bool:
+    def _complete_if_finished(self, job: MemJob, now: float) -> bool:
         if job.finished_at is not None or job.done + job.failed + job.cancelled < job.total:
             return False
         job.finished_at = now
@@ -185,7 +130,7 @@ class MemoryBackend:
                 code="queue_full",
                 retry_after_s=30.0,
             )
-        state = _Job(
+        state = MemJob(
             job_id=job.job_id,
             lane=job.lane,
             urls=list(job.urls),
@@ -267,7 +212,7 @@ class MemoryBackend:
             taken = 0
             while stream.undelivered and taken < count:
                 entry_id = stream.undelivered.popleft()
-                stream.pending[entry_id] = _Pending(consumer, now, 1)
+                stream.pending[entry_id] = MemPending(consumer, now, 1)
                 out.append(Delivery(name, entry_id, dict(stream.entries[entry_id]), 1))
                 taken += 1
         return out

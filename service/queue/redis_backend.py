@@ -39,6 +39,7 @@ from service.queue.config import QueueConfig
 from service.queue.redis_streams import (
     drop_idle_consumers,
     guarded,
+    job_record,
     make_client,
     stream_stats,
     trim_acked,
@@ -46,10 +47,6 @@ from service.queue.redis_streams import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-def _opt_float(value: str | None) -> float | None:
-    return float(value) if value not in (None, "") else None
 
 
 class RedisBackend:
@@ -193,25 +190,7 @@ class RedisBackend:
         h, ttl_ms = await self._call(fetch)
         if not h:
             return None
-        return JobRecord(
-            job_id=h["id"],
-            status=h["status"],  # type: ignore[arg-type]
-            lane=h["lane"],
-            total=int(h["total"]),
-            done=int(h.get("done", 0)),
-            failed=int(h.get("failed", 0)),
-            cancelled=int(h.get("cancelled", 0)),
-            created_at=float(h["created_at"]),
-            updated_at=float(h.get("updated_at", h["created_at"])),
-            started_at=_opt_float(h.get("started_at")),
-            finished_at=_opt_float(h.get("finished_at")),
-            options_json=h["options"],
-            callback_url=h.get("callback_url"),
-            callback_status=h.get("callback_status"),
-            callback_attempts=int(h.get("callback_attempts", 0)),
-            callback_error=h.get("callback_error") or None,
-            expires_in_s=ttl_ms / 1000 if ttl_ms > 0 else None,
-        )
+        return job_record(h, ttl_ms)
 
     async def get_items(self, job_id: str, start: int, stop: int) -> list[ItemRecord]:
         _, items_key, urls_key, started_key, _ = self._job_keys(job_id)

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.queue.backend import BackendUnavailable, StreamStats
+from service.queue.backend import BackendUnavailable, JobRecord, StreamStats
 from service.queue.config import QueueConfig
 
 T = TypeVar("T")
@@ -114,4 +114,31 @@ async def stream_stats(r: Any, key: str, name: str, group: str) -> StreamStats:
         int(lag) if lag is not None else entries,
         int(g["pending"]),
         int(g["consumers"]),
+    )
+
+
+def _opt_float(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def job_record(h: dict[str, str], ttl_ms: int) -> JobRecord:
+    """A job hash (``HGETALL job:<id>``) and its PTTL as a :class:`JobRecord`."""
+    return JobRecord(
+        job_id=h["id"],
+        status=h["status"],  # type: ignore[arg-type]
+        lane=h["lane"],
+        total=int(h["total"]),
+        done=int(h.get("done", 0)),
+        failed=int(h.get("failed", 0)),
+        cancelled=int(h.get("cancelled", 0)),
+        created_at=float(h["created_at"]),
+        updated_at=float(h.get("updated_at", h["created_at"])),
+        started_at=_opt_float(h.get("started_at")),
+        finished_at=_opt_float(h.get("finished_at")),
+        options_json=h["options"],
+        callback_url=h.get("callback_url"),
+        callback_status=h.get("callback_status"),
+        callback_attempts=int(h.get("callback_attempts", 0)),
+        callback_error=h.get("callback_error") or None,
+        expires_in_s=ttl_ms / 1000 if ttl_ms > 0 else None,
     )

@@ -19,7 +19,7 @@ import importlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +306,17 @@ def read_config(directory: str | Path) -> PackageConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PackageError(f"{path}: not valid JSON ({e})") from e
     return PackageConfig.from_dict(raw)
+
+
+def update_metadata(directory: str | Path, updates: Mapping[str, Any]) -> PackageConfig:
+    """Merge ``updates`` into the package's ``metadata`` (e.g. measured accuracy claims)."""
+    path = Path(directory)
+    config = read_config(path)
+    updated = replace(config, metadata={**config.metadata, **updates})
+    tmp = path / f".{CONFIG_FILE}.tmp"
+    tmp.write_text(json.dumps(updated.to_dict(), indent=2) + "\n")
+    tmp.replace(path / CONFIG_FILE)
+    return updated
 
 
 def load_package(

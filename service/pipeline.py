@@ -122,17 +122,17 @@ class Pipeline:
         )
         glance_net = package.glance_model()
         self.glance = None if glance_net is None else GlanceRunner(glance_net, config.glance_device)
-        # Weight of the glance head in the fused logits (learned with the glance; notes: 0.3).
-        self.glance_beta = (
-            float(getattr(self.glance.cfg, "fusion_beta", 0.3)) if self.glance else 0.0
-        )
+        # Weight of the glance head in the fused logits (chosen with the glance; notes: 0.3).
+        self.glance_beta = self.glance.cfg.fusion_beta if self.glance else 0.0
         self.policies: dict[str, Policy] = {
             "uniform": UniformPolicy(),
             "dense": DensePolicy(),
             "heuristic": HeuristicPolicy(config.policy),
         }
         if self.glance is not None:
-            self.policies["glance"] = GlancePolicy(config.policy, self.glance)
+            self.policies["glance"] = GlancePolicy(
+                config.policy, self.glance, default_rho=self.glance.cfg.rho
+            )
 
     @property
     def default_policy(self) -> PolicyName:

@@ -31,7 +31,9 @@ class PolicyConfig:
     early_exit_threshold: float | None = None  # glance head max prob >= this -> early exit
     early_exit_k: int = 1  # windows still classified on early exit (0: glance head alone)
     fusion_temperature: float = 1.0  # w = softmax(saliency / tau) over the selected windows
-    rho: float = 0.6  # glance patch side as a fraction of the short side
+    # Glance patch side as a fraction of the short side; None: the glance network's own (the
+    # value its patch policy was trained with).
+    rho: float | None = None
     heuristic: HeuristicWeights = field(default_factory=HeuristicWeights)
 
 
@@ -178,9 +180,10 @@ class GlancePolicy:
     name: PolicyName = "glance"
     uses_snippets = True
 
-    def __init__(self, cfg: PolicyConfig, scorer: GlanceScorer) -> None:
+    def __init__(self, cfg: PolicyConfig, scorer: GlanceScorer, default_rho: float = 0.6) -> None:
         self.cfg = cfg
         self.scorer = scorer
+        self.rho = cfg.rho if cfg.rho is not None else default_rho
 
     def plan(self, req: PlanRequest) -> WindowPlan:
         assert req.snippets is not None, "glance policy needs glance snippets"
@@ -198,7 +201,7 @@ class GlancePolicy:
             else ([], [])
         )
         uv = self.scorer.locate(scores, kept) if kept else np.zeros((0, 2))
-        boxes = [box_from_uv(req.info, float(u), float(v), self.cfg.rho) for u, v in uv]
+        boxes = [box_from_uv(req.info, float(u), float(v), self.rho) for u, v in uv]
         return WindowPlan(
             policy=self.name,
             windows=[ClipWindow(start_s=s, box=b) for s, b in zip(starts, boxes, strict=True)],

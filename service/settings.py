@@ -167,11 +167,12 @@ class PipelineSettings(_Group):
         "head's top probability reaches this.",
     )
     early_exit_k: int = Field(default=1, ge=0, le=16, description="Windows kept on early exit.")
-    rho: float = Field(
-        default=0.6,
+    rho: float | None = Field(
+        default=None,
         gt=0.0,
         le=1.0,
-        description="Glance patch side as a fraction of the short side.",
+        description="Glance patch side as a fraction of the short side (unset: the one the "
+        "package's glance network was trained with).",
     )
 
 

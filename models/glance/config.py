@@ -51,6 +51,8 @@ class GlanceConfig:
     policy_hidden: int = 256
     rho: float = 0.6
     detach_spatial: bool = True  # AESPA/policy train on stop-gradient inputs (AdaFocusV2)
+    # Weight of the glance head's logits in the fused window scores (notes §4 fusion: 0.3).
+    fusion_beta: float = 0.3
     heads: tuple[HeadSpec, ...] = field(default_factory=lambda: (HeadSpec("kinetics", 400),))
 
     def __post_init__(self) -> None:
@@ -72,6 +74,8 @@ class GlanceConfig:
             raise ValueError("audio_seconds is shorter than one STFT frame")
         if not self.heads:
             raise ValueError("at least one head is needed")
+        if self.fusion_beta < 0:
+            raise ValueError(f"fusion_beta must be >= 0, got {self.fusion_beta}")
 
     @property
     def map_size(self) -> int:

@@ -5,46 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import typer
-
-VIDEO_SUFFIXES = {
-    ".mp4",
-    ".m4v",
-    ".mov",
-    ".mkv",
-    ".webm",
-    ".avi",
-    ".ts",
-    ".mts",
-    ".flv",
-    ".ogv",
-    ".ogg",
-    ".ivf",
-    ".h264",
-    ".264",
-    ".h265",
-    ".265",
-    ".hevc",
-}
-
-
-def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files as given; folders recursively, keeping files with a video suffix, sorted."""
-    out: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            out.extend(
-                sorted(
-                    f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES
-                )
-            )
-        else:
-            out.append(p)
-    return out
 
 
 async def _classify_all(
@@ -152,6 +116,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
     ) -> None:
         """Classify local videos with the same pipeline the HTTP service runs."""
+        from service.media.files import expand_paths
         from service.schemas import ClassifyOptions
         from service.settings import Settings
 

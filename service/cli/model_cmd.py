@@ -34,10 +34,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _check_arch(name: str) -> str:
+def _check_arch(name: str | None) -> str | None:
     from models.configs import list_configs
 
-    if name not in list_configs():
+    if name is not None and name not in list_configs():
         raise typer.BadParameter(f"unknown arch {name!r}; known: {', '.join(list_configs())}")
     return name
 
@@ -53,39 +53,83 @@ def list_cmd() -> None:
 
 @model_app.command("info")
 def info_cmd(
-    arch: Annotated[str, typer.Option(help="Named architecture.", callback=_check_arch)],
+    arch: Annotated[
+        str | None, typer.Option(help="Named architecture.", callback=_check_arch)
+    ] = None,
+    package: Annotated[
+        Path | None, typer.Option(help="A model package instead of --arch (glance included).")
+    ] = None,
     crop: Annotated[int, typer.Option(min=32, help="Square crop size in pixels.")] = 224,
     num_classes: Annotated[int | None, typer.Option(min=1, help="Classes of the head.")] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Glance: selected windows.")] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Parameters and multiply-adds (GMACs, as in the papers) of one clip at CROP."""
+    """Parameters and multiply-adds (GMACs, as in the papers) of one clip at CROP; with
+    --package, at the package's crop, plus dense-30 and the glance per video."""
     from dataclasses import replace
 
     from models.configs import HeadSpec, get_config
     from models.flops import count_params, model_gmacs
+    from models.package import PackageError, read_config
 
-    config = get_config(arch)
+    glance: dict[str, Any] | None = None
+    if package is not None:
+        try:
+            pkg = read_config(package)
+        except PackageError as e:
+            raise _fail(str(e)) from e
+        config, crop = pkg.architecture, pkg.preprocessing.crop_size
+        glance = pkg.glance
+    elif arch is not None:
+        config = get_config(arch)
+    else:
+        raise typer.BadParameter("give --arch or --package")
     if num_classes is not None:
         head = config.heads[0]
         config = replace(config, heads=(HeadSpec(head.name, num_classes, head.multi_label),))
     info: dict[str, Any] = {
-        "arch": arch,
+        "arch": config.name,
         "crop": crop,
         **count_params(config),
         "gmacs": round(model_gmacs(config, crop), 4),
         "inputs": {k: list(v) for k, v in config.input_shapes(crop).items()},
         "heads": [h.to_dict() for h in config.heads],
     }
+    if package is not None:
+        info["dense30_gmacs"] = round(30 * info["gmacs"], 4)
+    if glance is not None:
+        info["glance"] = _glance_info(glance["config"], k, info["gmacs"])
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    table = Table(title=f"{arch} @ {crop}px", show_header=False)
+    table = Table(title=f"{config.name} @ {crop}px", show_header=False)
     table.add_row("params (total)", f"{info['params_total'] / 1e6:.2f} M")
     table.add_row("params (inference)", f"{info['params_inference'] / 1e6:.2f} M")
-    table.add_row("GMACs / clip", f"{info['gmacs']:.2f}")
+    table.add_row("GMACs / clip", f"{info['gmacs']:.4f}")
+    if "dense30_gmacs" in info:
+        table.add_row("GMACs / video, dense 30 views", f"{info['dense30_gmacs']:.3f}")
+    if glance is not None:
+        g = info["glance"]
+        table.add_row(f"glance GMACs / video (T={g['snippets']}, K={k})", f"{g['gmacs']:.4f}")
+        table.add_row(
+            f"glance + {k} windows, GMACs / video (% of dense)",
+            f"{g['with_windows_gmacs']:.3f} ({100 * g['with_windows_gmacs'] / info['dense30_gmacs']:.1f}%)",
+        )
     for name, shape in info["inputs"].items():
         table.add_row(f"input {name}", "x".join(map(str, shape)))
     Console().print(table)
+
+
+def _glance_info(cfg: dict[str, Any], k: int, clip_gmacs: float) -> dict[str, Any]:
+    from models.glance import GlanceConfig, glance_cost
+
+    cost = glance_cost(GlanceConfig.from_dict(cfg), k=k)
+    return {
+        "snippets": cost.snippets,
+        "params": cost.params,
+        "gmacs": round(cost.total_gmacs, 4),
+        "with_windows_gmacs": round(cost.total_gmacs + k * clip_gmacs, 4),
+    }
 
 
 def _read_labels(path: Path) -> list[str] | dict[str, list[str]]:

@@ -194,7 +194,10 @@ def glance(
     short_limit: int = typer.Option(300, min=1, help="Short clips used at most."),
     val_data: Path | None = typer.Option(None, help="Long videos to report metrics on."),
     config: str = typer.Option("tiny", help="Glance size: tiny | default."),
-    num_snippets: int = typer.Option(16, min=2, help="Snippets T per video."),
+    num_snippets: int = typer.Option(
+        24, min=2, help="Snippets T per video (24: one inside every 2 s event of a 60 s video)."
+    ),
+    rho: float = typer.Option(0.8, min=0.05, max=1.0, help="Patch side / frame short side."),
     override: list[str] = typer.Option([], help="GlanceConfig override key=value (repeat)."),
     epochs: int = typer.Option(40, min=1),
     batch_size: int = typer.Option(16, min=1),
@@ -225,7 +228,12 @@ def _train_glance(**a: Any) -> None:
     from models import load_package
     from models.glance import glance_cost
     from service import glance_training as gt
-    from service.glance_data import TeacherConfig, build_glance_set, snippet_spec_of
+    from service.glance_data import (
+        TeacherConfig,
+        build_glance_set,
+        snippet_spec_of,
+        video_records,
+    )
 
     console: Console = a["console"]
     if a["threads"]:
@@ -234,7 +242,7 @@ def _train_glance(**a: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     heavy = load_package(a["heavy"])
     cfg = gt.GlanceTrainConfig(
-        config=a["config"], num_snippets=a["num_snippets"],
+        config=a["config"], num_snippets=a["num_snippets"], rho=a["rho"],
         overrides=_parse_overrides(a["override"]), epochs=a["epochs"],
         batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"],
         steps_per_epoch=a["steps_per_epoch"],
@@ -249,7 +257,7 @@ def _train_glance(**a: Any) -> None:
     cache: Path = a["cache_dir"] or out / "cache"
 
     def load(d: Path, limit: int | None, what: str) -> Any:
-        n = len((d / "manifest.jsonl").read_text().splitlines()) if d.is_dir() else 0
+        n = len(video_records(d))
         with Progress(console=console, disable=not a["progress"]) as bar:
             task = bar.add_task(f"{what}: snippets + teacher", total=min(n, limit or n))
             return build_glance_set(

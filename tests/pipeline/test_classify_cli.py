@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from service.cli.classify_cmd import expand_paths
+from service.media.files import expand_paths
 
 
 def test_folders_are_searched_for_videos_only(tmp_path: Path) -> None:

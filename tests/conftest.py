@@ -55,3 +55,14 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
             client.delete(*keys)
     finally:
         client.close()
+
+
+@pytest.fixture()
+def one_torch_thread() -> Iterator[None]:
+    """Small convolutions on a shared 2-core box: OpenMP spinning with 2 threads is far slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,7 +6,6 @@ The code under test does not depend on a video's length, so the fast tests use s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,11 +21,8 @@ from service.data.avsynth.generate import GenerateConfig, generate
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see tests/conftest.py)."""
 
 
 def tiny_package(out: Path, arch: str, seed: int) -> Path:

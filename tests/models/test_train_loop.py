@@ -20,12 +20,8 @@ PRE = PreprocessConfig(crop_size=CROP, short_side=CROP, test_crop_size=CROP)
 
 
 @pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Small convolutions on a shared 2-core box: OpenMP spinning with 2 threads is far slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see tests/conftest.py)."""
 
 
 class Batches:

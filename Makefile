@@ -45,8 +45,8 @@ test-fast: $(STAMP) redis
 	$(BIN)/python -m pytest -m "not slow and not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check models service tests benchmarks loadtests
-	$(BIN)/ruff format --check models service tests benchmarks loadtests
+	$(BIN)/ruff check models service offline tests benchmarks loadtests
+	$(BIN)/ruff format --check models service offline tests benchmarks loadtests
 	$(BIN)/mypy
 
 typecheck: $(STAMP)

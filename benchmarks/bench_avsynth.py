@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import machine
-from service.data.avsynth import generate_clip, sample_spec, write_clip
-from service.data.avsynth.generate import GenerateConfig, generate
-from service.data.cache import CacheConfig, build_cache
-from service.data.dataset import ClipBatches, SamplingConfig
+from offline.data.avsynth import generate_clip, sample_spec, write_clip
+from offline.data.avsynth.generate import GenerateConfig, generate
+from offline.data.cache import CacheConfig, build_cache
+from offline.data.dataset import ClipBatches, SamplingConfig
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench-results" / "avsynth.json"
@@ -38,7 +38,7 @@ def _timed(fn: Any) -> float:
 def train_step_clips_per_s(crop: int, batch: int = 16, threads: int = 1) -> float:
     from models import PreprocessConfig, build_model
     from models.preprocess import ClipPreprocessor
-    from models.train import TrainConfig, Trainer
+    from offline.train import TrainConfig, Trainer
 
     torch.set_num_threads(threads)
     pre = PreprocessConfig(crop_size=crop, short_side=crop, test_crop_size=crop)

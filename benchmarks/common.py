@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from service.provenance import cpu_model, machine
+from offline.provenance import cpu_model, machine
 
 __all__ = ["cpu_model", "machine"]

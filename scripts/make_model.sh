@@ -2,7 +2,7 @@
 # Regenerate the shipped AVSynth model package (models/zoo/avsynth) from scratch:
 # generate the data, train the tiny AVSlowFast with the paper's recipe, distil its glance,
 # attach the glance, copy the package into the zoo and record its measured test accuracy
-# (the claim tests/data/test_shipped_model.py holds it to). Deterministic from the seeds below.
+# (the claim tests/offline_data/test_shipped_model.py holds it to). Deterministic from the seeds below.
 #   EVAL=1 bash scripts/make_model.sh   also trains the same-size AV / visual-only / audio-only /
 #                                       no-DropPathway family (ABL_EPOCHS) and runs both evals.
 # Measured on 2 CPU cores: about 75 min, plus about 60 min with EVAL=1 (docs/avsynth.md).

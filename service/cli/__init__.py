@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import (
-    classify_cmd,
-    data_cmd,
-    eval_cmd,
-    media_cmd,
-    model_cmd,
-    serve_cmd,
-    train_cmd,
-    worker_cmd,
-)
+from offline.cli import data_cmd, eval_cmd, train_cmd
+from service.cli import classify_cmd, media_cmd, model_cmd, serve_cmd, worker_cmd
 
 app = typer.Typer(
     name="avserve",

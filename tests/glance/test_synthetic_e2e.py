@@ -16,7 +16,7 @@ import torch
 
 from models.configs import HeadSpec
 from models.glance import GlanceConfig, GlanceNet, patch_center
-from models.glance_train import GlanceBatch, GlanceLossWeights, GlanceTrainer
+from offline.glance.trainer import GlanceBatch, GlanceLossWeights, GlanceTrainer
 
 COLOURS = torch.tensor([[230, 40, 40], [40, 230, 40], [40, 40, 230]], dtype=torch.uint8)
 SQUARE = 12  # pixels, in 64 px frames (8 px feature-map cells)

@@ -1,0 +1,1 @@
+"""``avserve data``, ``avserve train`` and ``avserve eval``: the offline command groups."""

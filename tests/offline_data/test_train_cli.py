@@ -1,0 +1,54 @@
+"""``avserve train avslowfast`` end to end on a tiny generated set (CPU smoke test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from models import load_package
+from offline.data.avsynth.classes import CLASS_NAMES
+from service.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread: None) -> None:
+    """Every test here runs on one torch thread (see tests/conftest.py)."""
+
+
+def _train(data: Path, out: Path, epochs: int) -> None:
+    args = ["train", "avslowfast", "--data", str(data), "--val-data", str(data),
+            "--out", str(out), "--arch", "avslowfast_tiny", "--epochs", str(epochs),
+            "--batch-size", "4", "--crop-size", "32", "--cache-side", "40",
+            "--steps-per-epoch", "2", "--no-progress", "--avs-weight", "1.0"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+def test_train_command_trains_resumes_and_writes_a_loadable_package(
+    tiny_set: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    _train(tiny_set, run, epochs=1)
+    log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log if r["event"] == "eval"] == [1]
+    package = load_package(run / "package")
+    assert next(iter(package.labels.values())) == tuple(CLASS_NAMES)
+    assert package.config.preprocessing.crop_size == 32
+
+    _train(tiny_set, run, epochs=2)  # continues from epoch 1 instead of starting over
+    log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
+    assert any(r["event"] == "resume" and r["epoch"] == 1 for r in log)
+    assert [r["epoch"] for r in log if r["event"] == "eval"] == [1, 2]
+    assert all(r["loss"] == r["loss"] for r in log if r["event"] == "train")
+
+
+def test_train_command_reports_a_missing_dataset(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["train", "avslowfast", "--data", str(tmp_path), "--out", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert "manifest" in result.output

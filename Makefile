@@ -4,15 +4,20 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
-PORT ?= 8000
+SERVE_STAMP := $(VENV)/.installed-serve
+# `make serve HOST=0.0.0.0 PORT=8001` passes flags; otherwise AVSERVE_HOST / AVSERVE_PORT (env or
+# .env) apply, then the defaults 127.0.0.1:8000. Only command-line values count, so a stray PORT
+# in the environment cannot override AVSERVE_PORT.
+SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
+	$(if $(filter command line,$(origin PORT)),--port $(PORT))
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: help venv serve test test-fast lint typecheck bench model redis worker clean
+.PHONY: help venv serve test test-fast lint typecheck bench model redis browser worker clean
 
 help:
-	@echo "make serve   start the service on http://$(HOST):$(PORT) (bundled model, in-process queue)"
+	@echo "make serve   start the service (bundled model, in-process queue) on http://127.0.0.1:8000;"
+	@echo "             other address: make serve HOST=0.0.0.0 PORT=8001 (or AVSERVE_HOST/AVSERVE_PORT)"
 	@echo "make test    create .venv, install, start redis if needed, run the whole suite"
 	@echo "make lint    ruff + mypy"
 	@echo "make bench   run the benchmarks (numbers go to bench-results/)"
@@ -22,23 +27,38 @@ venv: $(STAMP)
 
 # torch==2.13.0 is first tried on its own: on machines that carry that CPU wheel locally it
 # avoids a multi-GB CUDA download; anywhere else the project's `torch>=2.4` range applies.
-$(STAMP): pyproject.toml
+define install_base
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "torch==2.13.0" || $(BIN)/python -m pip install -q "torch>=2.4"
+endef
+
+# Development (make test, lint, bench): the project with its dev extras. A superset of what
+# serving needs, so it also satisfies `make serve`.
+$(STAMP): pyproject.toml
+	$(install_base)
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@ $(SERVE_STAMP)
+
+# Serving only: the project and its runtime dependencies, no test or lint tools.
+$(SERVE_STAMP): pyproject.toml
+	$(install_base)
+	$(BIN)/python -m pip install -q -e .
 	@touch $@
 
 redis:
 	@bash scripts/ensure_redis.sh
 
-serve: $(STAMP)
-	$(BIN)/avserve serve --host $(HOST) --port $(PORT)
+browser:
+	@bash scripts/ensure_browser.sh
 
-worker: $(STAMP)
+serve: $(SERVE_STAMP)
+	$(BIN)/avserve serve $(strip $(SERVE_FLAGS))
+
+worker: $(SERVE_STAMP)
 	$(BIN)/avserve worker
 
-test: $(STAMP) redis
+test: $(STAMP) redis browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP) redis

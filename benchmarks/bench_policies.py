@@ -55,7 +55,8 @@ async def run(package_dir: Path, video: Path) -> list[dict[str, Any]]:
     from models import load_package
     from service.batcher import BatcherConfig, DynamicBatcher
     from service.media import DecodePool, MediaPolicy
-    from service.pipeline import Pipeline, PipelineConfig
+    from service.pipeline import Pipeline
+    from service.pipeline_config import PipelineConfig
     from service.runtimes import build_runtime
     from service.schemas import ClassifyOptions
 

@@ -5,8 +5,8 @@
    (each request's clips alone); compared with the offline batched forward of the same runtime
    on the same clips (``runtime.run`` on stacked batches of 8, back to back, on one thread).
 2. Runtimes: eager / TorchScript / ONNX Runtime, batch 1 and 8 (median of repeated runs).
-3. End to end (only when ``service.pipeline`` exists): a real uvicorn server, real video
-   uploads from ../shared/media, concurrency 1 / 4 / 16, batching on and off.
+3. End to end: a real uvicorn server, real video uploads from ../shared/media, concurrency
+   1 / 4 / 16, batching on and off.
 
 Goals (issue 6): at concurrency 16 served >= 90% of offline throughput; batching on >= 1.3x off.
 Run: ``python -m benchmarks.bench_serving`` (part of ``make bench``); writes
@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import machine
+from models.package import ModelPackage
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.runtimes import Runtime, build_runtime
 
@@ -45,7 +46,7 @@ REPEATS = 3
 ROUNDS = 3
 
 
-def load_package(work: Path) -> Any:
+def load_package(work: Path) -> ModelPackage:
     """The shipped avsynth package when present, else a tiny random-weight AVSlowFast."""
     import models
     from models.package import load_package, save_package
@@ -144,7 +145,7 @@ def served(
 
 
 def runtimes_section(
-    console: Console, package: Any, work: Path, results: dict[str, Any]
+    console: Console, package: ModelPackage, work: Path, results: dict[str, Any]
 ) -> dict[str, Runtime]:
     """Offline clips/s of each runtime over batch sizes (the issue asks for 1 and 8)."""
     built: dict[str, Runtime] = {}
@@ -248,13 +249,7 @@ def batcher_section(console: Console, rt: Runtime, results: dict[str, Any]) -> N
     results["goals"] = goals | {"served_vs_offline_goal": 0.9, "on_vs_off_goal": 1.3}
 
 
-def e2e_section(console: Console, package: Any, results: dict[str, Any]) -> None:
-    try:
-        import service.pipeline  # noqa: F401
-    except ImportError:
-        results["e2e"] = "skipped: service.pipeline not available"
-        console.print("[yellow]end-to-end: skipped (service.pipeline not available yet)[/]")
-        return
+def e2e_section(console: Console, package: ModelPackage, results: dict[str, Any]) -> None:
     from benchmarks.bench_serving_e2e import run_e2e  # keeps this module under 400 lines
 
     results["e2e"] = run_e2e(console, package.path)

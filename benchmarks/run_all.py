@@ -17,7 +17,9 @@ BENCHMARKS = (
     "serving",  # batcher throughput/latency, batching on/off, runtimes
     "serving_e2e",  # real HTTP server end to end
     "queue",  # job queue overhead, memory vs Redis
+    "admission",  # what the slow-client defence costs a normal request
     "avsynth",  # dataset generation speed
+    "first_request",  # first request after start-up vs later ones, warm-up on/off
 )
 
 

@@ -29,12 +29,9 @@ from models.blocks import AudioStem, Bottleneck, Norm, TFBlock, VideoStem, audio
 from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec, get_config
 from models.fusion import AudioToFastSlow, FastToSlow
 from models.head import MultiPathwayHead
-from models.sync import DropPathway, SyncModules, sync_pair_mask, sync_points
+from models.sync import DropPathway, SyncModules, forward_with_sync
 
 TRAINING_ONLY_PREFIX = "sync."
-
-# (ref before audio is added, audio query of positives, audio query of negatives) at one stage.
-_SyncRecord = tuple[Tensor, Tensor, Tensor]
 
 
 @dataclass
@@ -113,13 +110,27 @@ class AVSlowFast(nn.Module):
         for k, stage in enumerate(STAGES):
             mods = nn.ModuleDict()
             for p in c.pathways:
-                args = (dim_in[p], c.stage_width(p, stage), c.inner_width(p, stage), c.blocks[k])
+                widths = {
+                    "dim_in": dim_in[p],
+                    "dim_out": c.stage_width(p, stage),
+                    "dim_inner": c.inner_width(p, stage),
+                    "num_blocks": c.blocks[k],
+                }
                 if p == "audio":
-                    stride = 1 if k == 0 else c.audio_stride
-                    mods[p] = audio_stage(*args, stride, k < c.audio_tf_stages, norm)
+                    mods[p] = audio_stage(
+                        **widths,
+                        stride=1 if k == 0 else c.audio_stride,
+                        time_frequency=k < c.audio_tf_stages,
+                        norm=norm,
+                    )
                 else:
                     kernels = c.slow_temporal_kernels if p == "slow" else c.fast_temporal_kernels
-                    mods[p] = video_stage(*args, kernels[k + 1], 1 if k == 0 else 2, norm)
+                    mods[p] = video_stage(
+                        **widths,
+                        temporal_kernel=kernels[k + 1],
+                        spatial_stride=1 if k == 0 else 2,
+                        norm=norm,
+                    )
                 dim_in[p] = c.stage_width(p, stage)
             if c.has_visual and stage != "res5":
                 dim_in["slow"] = c.slow_width_after(stage)
@@ -163,90 +174,47 @@ class AVSlowFast(nn.Module):
         return self
 
     # ---- forward -------------------------------------------------------------------------
-    def forward(self, *inputs: Tensor) -> Tensor:
+    def forward(self, *inputs: Tensor, drop_audio: bool | None = None) -> Tensor:
+        """conv1 → fuse → res2 → fuse → res3 → fuse → res4 → fuse → res5 → head.
+
+        ``drop_audio`` skips every A→FS addition (DropPathway); None draws it, which only ever
+        drops in training mode.
+        """
         x = self._named_inputs(inputs)
-        features, _ = self._backbone(x, drop_audio=self.drop_pathway.sample())
-        return self.head(features)
+        add_audio = not (self.drop_pathway.sample() if drop_audio is None else drop_audio)
+        x = self.fuse("pool1", self.stage("conv1", x), add_audio=add_audio)
+        x = self.fuse("res2", self.stage("res2", x), add_audio=add_audio)
+        x = self.fuse("res3", self.stage("res3", x), add_audio=add_audio)
+        x = self.fuse("res4", self.stage("res4", x), add_audio=add_audio)
+        x = self.stage("res5", x)
+        return self.head([x[p] for p in self.input_names])
+
+    def stage(self, name: str, x: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Run one Table 1 row (``conv1``, ``res2`` .. ``res5``) on every pathway present."""
+        layers = getattr(self, name)
+        return {p: layers[p](x[p]) for p in self.input_names}
+
+    def fuse(self, point: str, x: dict[str, Tensor], *, add_audio: bool) -> dict[str, Tensor]:
+        """The laterals after ``point``: Slow ++ F→S, then (unless dropped) Slow + A→FS."""
+        if point in self.fast_to_slow:
+            x["slow"] = self.fast_to_slow[point](x["slow"], x["fast"])
+        if add_audio and point in self.audio_to_fastslow:
+            x["slow"] = x["slow"] + self.audio_to_fastslow[point](x["audio"])
+        return x
 
     def forward_train(self, *inputs: Tensor, audio_negative: Tensor | None = None) -> TrainOutput:
         """Training forward: one DropPathway draw, and the AV-sync loss when negatives are given.
 
         ``audio_negative`` ``[B, 1, T_a, F]``: misaligned log-mel for each clip (row i pairs with
-        clip i). Positives and negatives run through the Audio pathway as one batch
-        ``cat([pos, neg])`` and are split back by halves, so row i always meets row i.
+        clip i); the sync forward itself is ``models.sync.forward_with_sync``.
         """
-        x = self._named_inputs(inputs)
         dropped = self.drop_pathway.sample()
         if audio_negative is None:
-            features, _ = self._backbone(x, drop_audio=dropped)
-            return TrainOutput(self.head(features), None, {}, dropped)
-        if self.sync is None:
-            raise ValueError("this model has no AV-sync parts; call without audio_negative")
-        if audio_negative.shape != x["audio"].shape:
-            raise ValueError(
-                f"audio_negative {tuple(audio_negative.shape)} must match audio "
-                f"{tuple(x['audio'].shape)}"
-            )
-        c = self.config
-        points = sync_points(c, dropped)
-        mask = sync_pair_mask(x["audio"], audio_negative, c.avs_var_thresh, c.avs_dup_thresh)
-        x["audio"] = torch.cat([x["audio"], audio_negative], dim=0)
-        features, records = self._backbone(
-            x, drop_audio=dropped, num_pos=audio_negative.shape[0], record=points
-        )
-        losses = {p: self.sync.heads[p](*records[p], mask, c.avs_margin) for p in points}
+            return TrainOutput(self(*inputs, drop_audio=dropped), None, {}, dropped)
+        x = self._named_inputs(inputs)
+        logits, losses = forward_with_sync(self, x, audio_negative, dropped=dropped)
         total = torch.stack(list(losses.values())).sum() if losses else None
-        return TrainOutput(self.head(features), total, losses, dropped)
-
-    def _backbone(
-        self,
-        x: dict[str, Tensor],
-        *,
-        drop_audio: bool,
-        num_pos: int | None = None,
-        record: tuple[str, ...] = (),
-    ) -> tuple[list[Tensor], dict[str, _SyncRecord]]:
-        """Run conv1..res5 with the laterals; returns final features (head order) and AVS records.
-
-        With ``num_pos`` the audio batch holds positives then negatives; only the first
-        ``num_pos`` rows are fused into the visual pathways and fed to the head.
-        """
-        records: dict[str, _SyncRecord] = {}
-        x = {p: self.conv1[p](x[p]) for p in self.input_names}
-        x = self._fuse("pool1", x, drop_audio, num_pos, record, records)
-        for stage in STAGES:
-            layers = getattr(self, stage)
-            x = {p: layers[p](x[p]) for p in self.input_names}
-            if stage != "res5":
-                x = self._fuse(stage, x, drop_audio, num_pos, record, records)
-        if "res5" in record and self.sync is not None:
-            assert self.sync.fs_res5 is not None and self.sync.afs_res5 is not None
-            ref = self.sync.fs_res5(x["slow"], x["fast"])
-            query = self.sync.afs_res5(x["audio"])
-            records["res5"] = (ref, query[:num_pos], query[num_pos:])
-        if num_pos is not None:
-            x["audio"] = x["audio"][:num_pos]
-        return [x[p] for p in self.input_names], records
-
-    def _fuse(
-        self,
-        point: str,
-        x: dict[str, Tensor],
-        drop_audio: bool,
-        num_pos: int | None,
-        record: tuple[str, ...],
-        records: dict[str, _SyncRecord],
-    ) -> dict[str, Tensor]:
-        if point in self.fast_to_slow:
-            x["slow"] = self.fast_to_slow[point](x["slow"], x["fast"])
-        if point in self.audio_to_fastslow and (not drop_audio or point in record):
-            query = self.audio_to_fastslow[point](x["audio"])
-            pos = query if num_pos is None else query[:num_pos]
-            if point in record:
-                records[point] = (x["slow"], pos, query[num_pos:])
-            if not drop_audio:
-                x["slow"] = x["slow"] + pos
-        return x
+        return TrainOutput(logits, total, losses, dropped)
 
     def _named_inputs(self, inputs: tuple[Tensor, ...]) -> dict[str, Tensor]:
         if len(inputs) != len(self.input_names):

@@ -98,6 +98,7 @@ class Bottleneck(nn.Module):
 
     def __init__(
         self,
+        *,
         dim_in: int,
         dim_out: int,
         dim_inner: int,
@@ -163,6 +164,7 @@ class TFBlock(nn.Module):
 
 
 def video_stage(
+    *,
     dim_in: int,
     dim_out: int,
     dim_inner: int,
@@ -175,9 +177,9 @@ def video_stage(
     return nn.Sequential(
         *(
             Bottleneck(
-                dim_in if i == 0 else dim_out,
-                dim_out,
-                dim_inner,
+                dim_in=dim_in if i == 0 else dim_out,
+                dim_out=dim_out,
+                dim_inner=dim_inner,
                 kernel_a=(temporal_kernel, 1, 1),
                 kernel_b=(1, 3, 3),
                 stride=(1, spatial_stride, spatial_stride) if i == 0 else (1, 1, 1),
@@ -189,6 +191,7 @@ def video_stage(
 
 
 def audio_stage(
+    *,
     dim_in: int,
     dim_out: int,
     dim_inner: int,
@@ -204,5 +207,15 @@ def audio_stage(
         if time_frequency:
             blocks.append(TFBlock(d_in, dim_out, dim_inner, s, norm))
         else:
-            blocks.append(Bottleneck(d_in, dim_out, dim_inner, (1, 1), (3, 3), (s, s), norm))
+            blocks.append(
+                Bottleneck(
+                    dim_in=d_in,
+                    dim_out=dim_out,
+                    dim_inner=dim_inner,
+                    kernel_a=(1, 1),
+                    kernel_b=(3, 3),
+                    stride=(s, s),
+                    norm=norm,
+                )
+            )
     return nn.Sequential(*blocks)

@@ -145,13 +145,22 @@ def official_to_ours(key: str, value: Tensor) -> tuple[str, Tensor] | None:
     return None
 
 
-def load_pyslowfast_state(model: AVSlowFast, state: Mapping[str, Tensor]) -> ImportReport:
-    """Copy every official entry that fits into ``model``; report the rest (never raises on fit)."""
+KeyMapper = Callable[[str, Tensor], tuple[str, Tensor] | None]
+
+
+def load_pyslowfast_state(
+    model: AVSlowFast, state: Mapping[str, Tensor], mapper: KeyMapper = official_to_ours
+) -> ImportReport:
+    """Copy every entry that fits into ``model``; report the rest (never raises on fit).
+
+    ``mapper`` names an entry in our layout (default: the PySlowFast names; the PyTorchVideo
+    and Caffe2 importers pass their own).
+    """
     ours = model.state_dict()
     report = ImportReport()
     updates: dict[str, Tensor] = {}
     for key, value in state.items():
-        mapped = official_to_ours(key, value)
+        mapped = mapper(key, value)
         if mapped is None or mapped[0] not in ours:
             report.unexpected.append(key)
             continue

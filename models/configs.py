@@ -322,6 +322,15 @@ _REGISTRY: dict[str, AVSlowFastConfig] = {
         heads=(HeadSpec("kinetics", 10),),
     ),
 }
+# SlowFast 8x8 (alpha 4: 8 Slow / 32 Fast frames), the PyTorchVideo hub and PySlowFast
+# SLOWFAST_8x8 recipe. The lateral kernel is 7 for R50 and 5 for R101, as in PyTorchVideo's
+# `slowfast_r50` / `slowfast_r101` (the only public SlowFast R101 8x8 Kinetics weights).
+_SF_8X8: dict[str, Any] = {"slow_frames": 8, "alpha": 4, "audio_alpha": 16}
+_SF = _REGISTRY["slowfast_r50_4x16"]
+_REGISTRY["slowfast_r50_8x8"] = replace(_SF, name="slowfast_r50_8x8", fusion_kernel=7, **_SF_8X8)
+_REGISTRY["slowfast_r101_8x8"] = replace(
+    _SF, name="slowfast_r101_8x8", depth=101, blocks=DEPTH_BLOCKS[101], fusion_kernel=5, **_SF_8X8
+)
 # The tiny model's visual-only and audio-only ablations: same widths and depths, one modality.
 _TINY = _REGISTRY["avslowfast_tiny"]
 _REGISTRY["slowfast_tiny"] = replace(

@@ -15,7 +15,6 @@ do not match the heads, or weights that do not match the architecture raise ``Pa
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from models.avslowfast import TRAINING_ONLY_PREFIX, AVSlowFast
+from models.calibration import HeadCalibration
 from models.configs import AVSlowFastConfig, HeadSpec
+from models.glance import GlanceConfig, GlanceNet
 from models.preprocess import ClipPreprocessor, PreprocessConfig
 from models.serving import ServingModel, check_compatible, default_preprocessing
 
@@ -50,7 +51,7 @@ _REQUIRED = {
     "preprocessing",
     "heads",
 }
-_OPTIONAL = {"weights", "train_extras", "glance", "exports", "metadata"}
+_OPTIONAL = {"weights", "train_extras", "glance", "exports", "metadata", "calibration"}
 
 
 class PackageError(ValueError):
@@ -70,10 +71,15 @@ class PackageConfig:
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
     train_extras: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, HeadCalibration] = field(default_factory=dict)  # by head name
 
     @property
     def heads(self) -> tuple[HeadSpec, ...]:
         return self.architecture.heads
+
+    def head_calibration(self, head: str) -> HeadCalibration:
+        """The head's calibration and abstention rules (identity when none was fitted)."""
+        return self.calibration.get(head) or HeadCalibration()
 
     def to_dict(self) -> dict[str, Any]:
         arch = self.architecture.to_dict()
@@ -91,6 +97,7 @@ class PackageConfig:
             "glance": self.glance,
             "exports": self.exports,
             "metadata": self.metadata,
+            "calibration": {k: v.to_dict() for k, v in self.calibration.items()} or None,
         }
 
     @classmethod
@@ -157,6 +164,12 @@ def _parse(d: Any) -> PackageConfig:
     extras = d.get("train_extras")
     if extras not in (None, TRAIN_EXTRAS_FILE):
         raise PackageError(f"train_extras must be null or {TRAIN_EXTRAS_FILE!r}")
+    calibration = {}
+    for head, entry in _obj(d.get("calibration") or {}, "calibration").items():
+        if head not in labels:
+            raise PackageError(f"calibration for unknown head {head!r}")
+        calibration[head] = HeadCalibration.from_dict(_obj(entry, f"calibration.{head}"))
+        calibration[head].check_labels(labels[head])
     return PackageConfig(
         name=d["name"],
         version=d["version"],
@@ -167,6 +180,7 @@ def _parse(d: Any) -> PackageConfig:
         exports=exports,
         train_extras=extras,
         metadata=_obj(d.get("metadata") or {}, "metadata"),
+        calibration=calibration,
     )
 
 
@@ -213,14 +227,11 @@ class ModelPackage:
         p = self.path / EXPORT_FILES[kind]
         return p if p.is_file() else None
 
-    def glance_model(self) -> nn.Module | None:
-        """The glance network, when the package has one (built via ``models.glance``)."""
+    def glance_model(self) -> GlanceNet | None:
+        """The glance network, when the package has one."""
         if self.config.glance is None:
             return None
-        # Lazy: the glance network is an optional part of a package.
-        glance_mod: Any = importlib.import_module("models.glance")
-        cfg = glance_mod.GlanceConfig.from_dict(self.config.glance["config"])
-        net: nn.Module = glance_mod.GlanceNet(cfg)
+        net = GlanceNet(GlanceConfig.from_dict(self.config.glance["config"]))
         _load_strict(net, self.path / GLANCE_FILE)
         return net.eval()
 
@@ -306,6 +317,21 @@ def read_config(directory: str | Path) -> PackageConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PackageError(f"{path}: not valid JSON ({e})") from e
     return PackageConfig.from_dict(raw)
+
+
+def set_calibration(
+    directory: str | Path, calibration: Mapping[str, HeadCalibration]
+) -> PackageConfig:
+    """Store fitted calibration/abstention rules (by head) in the package's ``config.json``."""
+    path = Path(directory)
+    config = read_config(path)
+    for head, cal in calibration.items():
+        if head not in config.labels:
+            raise PackageError(f"calibration for unknown head {head!r}")
+        cal.check_labels(config.labels[head])
+    updated = replace(config, calibration=dict(calibration))
+    write_config(path, updated)
+    return updated
 
 
 def update_metadata(directory: str | Path, updates: Mapping[str, Any]) -> PackageConfig:

@@ -1,18 +1,29 @@
 """Training-only parts of AVSlowFast: DropPathway and the hierarchical AV-sync (AVS) loss.
 
 Nothing here runs in ``AVSlowFast.forward`` in eval mode, and every parameter lives under the
-model's ``sync`` submodule, so inference weights, exports and FLOP counts exclude them.
+model's ``sync`` submodule, so inference weights, exports and FLOP counts exclude them. The
+training forward with the AVS loss (``forward_with_sync``) lives here too, so the served
+forward stays a straight line.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.blocks import Norm
-from models.configs import FUSION_POINTS, SYNC_POINTS, AVSlowFastConfig
+from models.configs import FUSION_POINTS, STAGES, SYNC_POINTS, AVSlowFastConfig
 from models.fusion import AudioToFastSlow, FastToSlow
+
+if TYPE_CHECKING:
+    from models.avslowfast import AVSlowFast
+
+# At one sync point: (visual features before audio is added, A→FS output of the aligned
+# audio, A→FS output of the misaligned audio).
+SyncRecord = tuple[Tensor, Tensor, Tensor]
 
 
 class DropPathway(nn.Module):
@@ -131,3 +142,50 @@ class SyncModules(nn.Module):
                 config.afs_time_stride("res5"),
                 norm,
             )
+
+
+def forward_with_sync(
+    model: AVSlowFast, x: dict[str, Tensor], audio_negative: Tensor, *, dropped: bool
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``model``'s training forward plus the AVS loss of each sync point this step.
+
+    ``x`` holds the named inputs; ``audio_negative`` is a misaligned log-mel per clip (row i
+    pairs with clip i). Aligned and misaligned audio run through the Audio pathway as one batch
+    ``cat([pos, neg])`` and are split back by halves, so row i always meets row i. Only the
+    aligned half is fused into the visual pathways (unless DropPathway ``dropped`` it) and
+    reaches the head. Returns the logits and the loss per sync point.
+    """
+    sync = model.sync
+    if sync is None:
+        raise ValueError("this model has no AV-sync parts; call without audio_negative")
+    if audio_negative.shape != x["audio"].shape:
+        raise ValueError(
+            f"audio_negative {tuple(audio_negative.shape)} must match audio "
+            f"{tuple(x['audio'].shape)}"
+        )
+    c = model.config
+    points = sync_points(c, dropped)
+    mask = sync_pair_mask(x["audio"], audio_negative, c.avs_var_thresh, c.avs_dup_thresh)
+    n = audio_negative.shape[0]
+    x = {**x, "audio": torch.cat([x["audio"], audio_negative], dim=0)}
+    records: dict[str, SyncRecord] = {}
+    for stage, point in zip(("conv1", *STAGES), (*FUSION_POINTS, None), strict=True):
+        x = model.stage(stage, x)
+        if point is None:
+            break
+        x = model.fuse(point, x, add_audio=False)  # F→S only: audio is handled below
+        if point in model.audio_to_fastslow and (not dropped or point in points):
+            query = model.audio_to_fastslow[point](x["audio"])
+            if point in points:
+                records[point] = (x["slow"], query[:n], query[n:])
+            if not dropped:
+                x["slow"] = x["slow"] + query[:n]
+    if "res5" in points:
+        assert sync.fs_res5 is not None and sync.afs_res5 is not None
+        ref = sync.fs_res5(x["slow"], x["fast"])
+        query = sync.afs_res5(x["audio"])
+        records["res5"] = (ref, query[:n], query[n:])
+    x["audio"] = x["audio"][:n]
+    logits = model.head([x[p] for p in model.input_names])
+    losses = {p: sync.heads[p](*records[p], mask, c.avs_margin) for p in points}
+    return logits, losses

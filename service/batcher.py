@@ -29,7 +29,7 @@ import numpy as np
 
 from service.errors import AvserveError, CapacityError
 from service.metrics import Metrics
-from service.runtimes import Runtime
+from service.runtime_spec import Runtime
 from service.schemas import Priority
 
 log = logging.getLogger(__name__)

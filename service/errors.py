@@ -33,6 +33,10 @@ HTTP_STATUS: dict[str, int] = {
     # capacity / lifecycle
     "overloaded": 429,
     "queue_full": 429,
+    "quota_exceeded": 429,
+    "insufficient_storage": 507,
+    "body_timeout": 408,
+    "client_closed": 499,
     "queue_unavailable": 503,
     "deadline_exceeded": 504,
     "shutting_down": 503,

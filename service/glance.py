@@ -42,7 +42,7 @@ class GlanceRunner:
     def score(self, snippets: GlanceSnippets) -> GlanceScores:
         frames = torch.from_numpy(np.ascontiguousarray(snippets.frames))[None].to(self.device)
         audio = torch.from_numpy(np.ascontiguousarray(snippets.audio, dtype=np.float32))[None]
-        present = torch.tensor([snippets.audio_present])
+        present = torch.tensor([snippets.audio_usable])  # silence counts as no audio
         with self._lock, torch.inference_mode():
             out = self.net(frames, audio.to(self.device), audio_present=present)
         return GlanceScores(

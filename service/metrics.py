@@ -114,7 +114,13 @@ class Metrics:
         )
         self.audio_absent = Counter(
             "avserve_audio_absent",
-            "Classified videos that had no audio stream.",
+            "Videos classified without audio (no audio stream, or digital silence).",
+            registry=r,
+        )
+        self.abstentions = Counter(
+            "avserve_abstentions",
+            "Head answers that were 'unknown' (the model recognised none of its classes).",
+            ["model", "head", "reason"],
             registry=r,
         )
         self.model_info = Gauge(
@@ -135,6 +141,11 @@ class Metrics:
             self.decode_ratio.observe(max(decode_s, 0.0) / duration_s)
         if not audio_present:
             self.audio_absent.inc()
+
+    def observe_verdict(self, model: str, head: str, reason: str | None) -> None:
+        """One head's verdict: counted when the head abstained (reason set)."""
+        if reason is not None:
+            self.abstentions.labels(model=model, head=head, reason=reason).inc()
 
     def error(self, code: str) -> None:
         self.errors.labels(code=code).inc()

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +21,14 @@ import numpy as np
 from models import ModelPackage
 from models.flops import model_gmacs
 from models.glance import glance_cost
-from service.aggregate import average_views, fuse_windows, glance_only, layout_heads, top_k
+from service.aggregate import (
+    SCORE_DECIMALS,
+    average_views,
+    fuse_windows,
+    glance_only,
+    layout_heads,
+    top_k,
+)
 from service.errors import AvserveError, CapacityError
 from service.glance import GlanceRunner
 from service.media.types import (
@@ -32,6 +39,8 @@ from service.media.types import (
     MediaInfo,
     SnippetSpec,
 )
+from service.notices import answer_warnings, audio_state
+from service.pipeline_config import PipelineConfig
 from service.policies import (
     DensePolicy,
     Geometry,
@@ -39,7 +48,6 @@ from service.policies import (
     HeuristicPolicy,
     PlanRequest,
     Policy,
-    PolicyConfig,
     UniformPolicy,
     WindowPlan,
 )
@@ -51,11 +59,16 @@ from service.schemas import (
     ModelRef,
     PolicyName,
     Priority,
+    SaliencyPoint,
     VideoSummary,
     WindowOut,
 )
+from service.verdict import judge, pool_audio_groups
 
-STAGES = ("probe", "glance_decode", "glance_net", "clip_decode", "heavy_net")
+STAGES = ("probe", "glance_decode", "glance_net", "saliency", "clip_decode", "heavy_net")
+# Planning time is a stage of its own only where it is real work: the glance network, or the
+# heuristic's saliency from decoded snippets (uniform and dense windows are arithmetic).
+_PLAN_STAGE = {"glance": "glance_net", "heuristic": "saliency"}
 
 
 class Decoder(Protocol):
@@ -77,6 +90,8 @@ class PipelineObserver(Protocol):
 
     def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None: ...
 
+    def observe_verdict(self, model: str, head: str, reason: str | None) -> None: ...
+
 
 class _NullObserver:
     def observe_stage(self, stage: str, seconds: float) -> None:
@@ -85,16 +100,8 @@ class _NullObserver:
     def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None:
         pass
 
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-    default_policy: PolicyName | None = (
-        None  # None: glance when the package has one, else heuristic
-    )
-    snippets: SnippetSpec = field(default_factory=SnippetSpec)  # heuristic (glance uses its own)
-    dense_chunk: int = 6  # dense views decoded + classified per step (bounds memory)
-    glance_device: str = "cpu"
+    def observe_verdict(self, model: str, head: str, reason: str | None) -> None:
+        pass
 
 
 class Pipeline:
@@ -118,7 +125,8 @@ class Pipeline:
             test_crop_size=pre.test_crop_size,
         )
         self.layout = layout_heads(
-            [(h.name, package.labels[h.name], h.multi_label) for h in package.heads]
+            [(h.name, package.labels[h.name], h.multi_label) for h in package.heads],
+            package.config.calibration,
         )
         glance_net = package.glance_model()
         self.glance = None if glance_net is None else GlanceRunner(glance_net, config.glance_device)
@@ -184,18 +192,36 @@ class Pipeline:
             with self._stage("glance_decode", timings, deadline):
                 snippets = await self.decoder.snippets(path, info, spec)
 
-        with self._stage("glance_net", timings, deadline):
-            plan = await asyncio.to_thread(
-                policy.plan, PlanRequest(info=info, geometry=self.geometry, k=k, snippets=snippets)
-            )
+        request = PlanRequest(info=info, geometry=self.geometry, k=k, snippets=snippets)
+        plan_stage = _PLAN_STAGE.get(policy.name)
+        if plan_stage is None:
+            plan = policy.plan(request)
+        else:
+            with self._stage(plan_stage, timings, deadline):
+                plan = await asyncio.to_thread(policy.plan, request)
 
         clips_meta: list[ClipBatch] = []
         logits = await self._run_windows(path, info, plan, priority, deadline, timings, clips_meta)
         probs = self._fuse(plan, logits)
         timings["total"] = time.perf_counter() - t0
         decode_s = timings.get("glance_decode", 0.0) + timings.get("clip_decode", 0.0)
-        self.observer.observe_video(info.duration_s, decode_s, info.has_audio)
-        return self._result(info, options, plan, probs, clips_meta, timings)
+        audio = audio_state(info, snippets, clips_meta)
+        self.observer.observe_video(info.duration_s, decode_s, audio == "present")
+        if audio != "present":  # the picture alone cannot tell sound-defined classes apart
+            probs = {h.name: pool_audio_groups(probs[h.name], h) for h in self.layout}
+        result = self._result(info, options, plan, probs, clips_meta, timings, snippets=snippets)
+        result.verdicts = {
+            h.name: judge(
+                probs[h.name],
+                h,
+                audio_usable=audio == "present",
+                min_confidence=options.min_confidence,
+            )
+            for h in self.layout
+        }
+        for head, verdict in result.verdicts.items():
+            self.observer.observe_verdict(self.package.name, head, verdict.reason)
+        return result
 
     def _policy(self, name: PolicyName | None) -> Policy:
         name = name or self.default_policy
@@ -253,6 +279,9 @@ class Pipeline:
                     windows=clips.windows,
                     audio_present=clips.audio_present,
                     decoded_frames=clips.decoded_frames,
+                    audio_silent=clips.audio_silent,
+                    decode_errors=clips.decode_errors,
+                    coverage=clips.coverage,
                 )
             )
         return np.concatenate(parts, axis=0)
@@ -274,13 +303,15 @@ class Pipeline:
         probs: dict[str, np.ndarray],
         clips: list[ClipBatch],
         timings: dict[str, float],
+        *,
+        snippets: GlanceSnippets | None = None,
     ) -> ClassifyResult:
         resolved = [w for batch in clips for w in batch.windows]
         windows = [
             WindowOut(
                 start_s=round(r.start_s, 4),
                 end_s=round(r.end_s, 4),
-                saliency=float(w),
+                saliency=round(float(w), SCORE_DECIMALS),
                 box=r.box.as_list(),
                 padded=r.padded,
             )
@@ -297,7 +328,8 @@ class Pipeline:
             k=k,
             heads={name: top_k(p, labels[name], options.top_k) for name, p in probs.items()},
             windows=windows if options.return_windows else None,
-            audio="present" if info.has_audio else "absent",
+            saliency=snippet_saliency(plan, snippets) if options.return_saliency else None,
+            audio=audio_state(info, snippets, clips),
             padded=any(r.padded for r in resolved),
             early_exit=plan.early_exit,
             video=VideoSummary(
@@ -315,4 +347,25 @@ class Pipeline:
                 dense30_gmacs=round(dense, 4),
                 fraction_of_dense=round((heavy + glance) / dense, 5) if dense else 0.0,
             ),
+            warnings=answer_warnings(
+                audio=audio_state(info, snippets, clips),
+                snippets=snippets,
+                clips=clips,
+                policy=plan.policy,
+                k_requested=options.k,
+                k_used=k,
+            ),
         )
+
+
+def snippet_saliency(
+    plan: WindowPlan, snippets: GlanceSnippets | None
+) -> list[SaliencyPoint] | None:
+    """The policy's score of every snippet (None when the policy scores no snippets)."""
+    scores = plan.extra.get("snippet_saliency")
+    if snippets is None or scores is None:
+        return None
+    return [
+        SaliencyPoint(t_s=round(float(t), 4), score=round(float(s), SCORE_DECIMALS))
+        for t, s in zip(snippets.times_s, scores, strict=True)
+    ]

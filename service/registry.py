@@ -1,4 +1,9 @@
-"""Model registry: the packages of a model directory, each with one runtime and one batcher.
+"""Model registry: the served models of a model directory, one ``ServedModel`` per package.
+
+A ``ServedModel`` is everything one model needs to answer a request (like LitServe's
+``LitAPI``): its package, runtime, batcher and the pipeline that runs on them. Every caller
+(routes, the classify CLI, queue workers, health checks) reaches a model through one lookup,
+``ModelRegistry.get``, which is also the one place an unknown name becomes ``model_not_found``.
 
 A model directory is either one package (it holds ``config.json``) or a directory whose
 sub-directories are packages. Every model runs on the one configured device; all batchers of a
@@ -6,49 +11,73 @@ device share that device's single thread, so at most one batch is in flight per 
 
 Lifecycle: ``load_registry(...)`` (blocking: reads weights, exports, builds sessions; run it in
 a thread) -> ``await registry.start()`` (batchers up, one warm-up batch each) -> serve ->
-``await registry.close(grace_s)``.
+``await registry.close(grace_s)``. ``service.wiring`` drives it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import torch
 
+from models.package import ModelPackage, load_package
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.errors import AvserveError
 from service.metrics import Metrics
 from service.runtimes import Runtime, RuntimeKind, build_runtime, resolve_device
+from service.schemas import ClassifyOptions, ClassifyResult, InferFn, Priority
 
 log = logging.getLogger(__name__)
 
 
+class Classifier(Protocol):
+    """``service.pipeline.Pipeline.classify``'s signature (deadline: absolute monotonic time).
+
+    Tests about the HTTP layer or the queue serve a model with a stand-in of this shape.
+    """
+
+    async def classify(
+        self,
+        path: Path,
+        options: ClassifyOptions,
+        *,
+        priority: Priority = Priority.INTERACTIVE,
+        deadline: float | None = None,
+    ) -> ClassifyResult: ...
+
+
+# Builds a model's pipeline from its package and its batcher's entry point.
+PipelineFactory = Callable[[ModelPackage, InferFn], Classifier]
+
+
 @dataclass
-class LoadedModel:
-    package: Any  # models.ModelPackage
+class ServedModel:
+    package: ModelPackage
     runtime: Runtime
     batcher: DynamicBatcher
+    pipeline: Classifier
     ready: bool = False
 
     @property
     def name(self) -> str:
-        return str(self.package.name)
+        return self.package.name
 
     @property
     def version(self) -> str:
-        return str(self.package.version)
+        return self.package.version
 
 
 @dataclass
 class ModelRegistry:
-    models: dict[str, LoadedModel]
+    models: dict[str, ServedModel]
     default_name: str
-    warmup_batch_size: int = 1
+    warmup_batch_size: int  # clips in the warm-up batch (AVSERVE_WARMUP_BATCH_SIZE)
     _executors: list[ThreadPoolExecutor] = field(default_factory=list)
 
     @property
@@ -58,7 +87,8 @@ class ModelRegistry:
     def names(self) -> list[str]:
         return list(self.models)
 
-    def get(self, name: str | None = None) -> LoadedModel:
+    def get(self, name: str | None = None) -> ServedModel:
+        """The model called ``name`` (the default one for None), else ``model_not_found``."""
         key = self.default_name if name is None else name
         try:
             return self.models[key]
@@ -97,19 +127,19 @@ def discover_packages(model_dir: Path) -> list[Path]:
 def load_registry(
     model_dir: Path,
     *,
-    runtime: RuntimeKind = "eager",
-    device: str = "auto",
-    fp16: bool = True,
-    threads: int = 0,
-    batcher: BatcherConfig | None = None,
-    cache_dir: Path | None = None,
-    default_model: str | None = None,
-    warmup_batch_size: int = 1,
+    pipeline: PipelineFactory,
+    runtime: RuntimeKind,
+    device: str,
+    fp16: bool,
+    threads: int,
+    batcher: BatcherConfig,
+    cache_dir: Path | None,
+    default_model: str | None,
+    warmup_batch_size: int,
     metrics: Metrics | None = None,
 ) -> ModelRegistry:
-    """Load every package of ``model_dir`` and build its runtime and (not yet started) batcher."""
-    from models.package import load_package
-
+    """Load every package of ``model_dir``: its runtime, its (not yet started) batcher and its
+    pipeline. The defaults of these settings live in ``service.settings`` alone."""
     dirs = discover_packages(model_dir)
     if not dirs:
         raise AvserveError(
@@ -121,17 +151,17 @@ def load_registry(
     if threads > 0:
         torch.set_num_threads(threads)
     executor = ThreadPoolExecutor(1, thread_name_prefix=f"device-{dev}")
-    loaded: dict[str, LoadedModel] = {}
+    loaded: dict[str, ServedModel] = {}
     for d in dirs:
         try:
             package = load_package(d)
-        except ValueError as e:  # models.PackageError
+        except ValueError as e:  # models.PackageError, or a malformed file
             raise AvserveError(f"cannot load model package {d}: {e}", code="not_ready") from e
         if package.name in loaded:
             raise AvserveError(f"two packages are named {package.name!r}", code="not_ready")
         rt = build_runtime(package, runtime, dev, fp16=fp16, threads=threads, cache_dir=cache_dir)
         b = DynamicBatcher(rt, batcher, model_name=package.name, metrics=metrics, executor=executor)
-        loaded[package.name] = LoadedModel(package=package, runtime=rt, batcher=b)
+        loaded[package.name] = ServedModel(package, rt, b, pipeline(package, b.infer))
         if metrics is not None:
             metrics.set_model_info(package.name, package.version, rt.name, rt.device)
     default = default_model or next(iter(loaded))

@@ -17,112 +17,17 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from models.package import ModelPackage
 from service.errors import AvserveError
+from service.runtime_spec import InputSpec, Runtime, RuntimeKind, frames_audio_spec
 
 log = logging.getLogger(__name__)
-
-RuntimeKind = Literal["eager", "torchscript", "onnx"]
-RUNTIME_KINDS: tuple[RuntimeKind, ...] = ("eager", "torchscript", "onnx")
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One model input without its batch dimension."""
-
-    name: str
-    shape: tuple[int | None, ...]  # None = any size (a dynamic axis)
-    dtype: str  # numpy dtype name: "uint8", "float32"
-    example_shape: tuple[int, ...] | None = None  # sizes for warm-up inputs (default: 1 per None)
-
-    def zeros(self, batch_size: int) -> np.ndarray:
-        dims = self.example_shape or tuple(d or 1 for d in self.shape)
-        return np.zeros((batch_size, *dims), dtype=self.dtype)
-
-    def accepts(self, shape: tuple[int, ...], dtype: np.dtype) -> bool:
-        return (
-            dtype == np.dtype(self.dtype)
-            and len(shape) == len(self.shape)
-            and all(
-                want is None or want == got for want, got in zip(self.shape, shape, strict=True)
-            )
-        )
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """The ordered inputs of a serving graph (positional order of ``forward``)."""
-
-    inputs: tuple[TensorSpec, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(t.name for t in self.inputs)
-
-    def example(self, batch_size: int) -> dict[str, np.ndarray]:
-        return {t.name: t.zeros(batch_size) for t in self.inputs}
-
-    def check(self, inputs: Mapping[str, np.ndarray], *, batched: bool = True) -> None:
-        """Raise ``invalid_request`` unless ``inputs`` match the spec (names, shapes, dtypes)."""
-        if set(inputs) != set(self.names):
-            raise AvserveError(
-                f"model inputs must be {sorted(self.names)}, got {sorted(inputs)}",
-                code="invalid_request",
-            )
-        lead: int | None = None
-        for t in self.inputs:
-            arr = inputs[t.name]
-            if batched and arr.ndim == 0:
-                raise AvserveError(f"input {t.name!r} has no clip axis", code="invalid_request")
-            shape = tuple(arr.shape[1:]) if batched else tuple(arr.shape)
-            if not t.accepts(shape, arr.dtype):
-                raise AvserveError(
-                    f"input {t.name!r} must be {t.dtype}{list(t.shape)} per clip, "
-                    f"got {arr.dtype}{list(shape)}",
-                    code="invalid_request",
-                )
-            if batched:
-                lead = arr.shape[0] if lead is None else lead
-                if arr.shape[0] != lead:
-                    raise AvserveError("inputs disagree on the clip count", code="invalid_request")
-
-
-def frames_audio_spec(num_frames: int, crop_size: int, audio_samples: int) -> InputSpec:
-    """The ServingModel contract: frames uint8 [T, S, S, 3] (any crop side S), audio float32 [N].
-
-    The crop side is free: window policies use the training crop, dense views the test crop;
-    ``crop_size`` only sizes the warm-up inputs.
-    """
-    return InputSpec(
-        (
-            TensorSpec(
-                "frames",
-                (num_frames, None, None, 3),
-                "uint8",
-                (num_frames, crop_size, crop_size, 3),
-            ),
-            TensorSpec("audio", (audio_samples,), "float32"),
-        )
-    )
-
-
-@runtime_checkable
-class Runtime(Protocol):
-    """Runs one batch synchronously; called only from the owning device thread."""
-
-    name: str
-    device: str
-    spec: InputSpec
-
-    def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray: ...
-
-    def warmup(self, batch_size: int) -> None: ...
 
 
 def resolve_device(device: str) -> str:
@@ -141,7 +46,7 @@ class _TorchRuntime:
 
     name = "torch"
 
-    def __init__(self, module: Any, spec: InputSpec, device: str, fp16: bool) -> None:
+    def __init__(self, module: torch.nn.Module, spec: InputSpec, device: str, fp16: bool) -> None:
         self.spec = spec
         self.device = resolve_device(device)
         self._torch_device = torch.device(self.device)
@@ -269,13 +174,13 @@ class OnnxRuntime:
         self.run(self.spec.example(batch_size))
 
 
-def package_input_spec(package: Any) -> InputSpec:
+def package_input_spec(package: ModelPackage) -> InputSpec:
     """The serving inputs of a ``models.ModelPackage`` (from its preprocessing config)."""
     pre = package.config.preprocessing
     return frames_audio_spec(pre.num_frames, pre.crop_size, pre.audio_samples)
 
 
-def _weights_digest(package: Any) -> str:
+def _weights_digest(package: ModelPackage) -> str:
     h = hashlib.sha256()
     with open(Path(package.path) / "weights.safetensors", "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -283,7 +188,9 @@ def _weights_digest(package: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def export_file(package: Any, kind: Literal["onnx", "torchscript"], cache_dir: Path | None) -> Path:
+def export_file(
+    package: ModelPackage, kind: Literal["onnx", "torchscript"], cache_dir: Path | None
+) -> Path:
     """The package's own export when it ships one, else one exported into ``cache_dir``.
 
     Cached exports are keyed by name, version and a digest of the weights, so a changed package
@@ -312,7 +219,7 @@ def export_file(package: Any, kind: Literal["onnx", "torchscript"], cache_dir: P
 
 
 def build_runtime(
-    package: Any,
+    package: ModelPackage,
     kind: RuntimeKind,
     device: str = "cpu",
     *,

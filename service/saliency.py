@@ -79,7 +79,7 @@ def heuristic_saliency(
 ) -> np.ndarray:
     """Saliency score per snippet (higher = more likely to hold the event). Returns float64 [T]."""
     score = weights.visual_change * robust_z(visual_change(snippets.frames))
-    if snippets.audio_present and snippets.audio.size:
+    if snippets.audio_usable and snippets.audio.size:
         score = score + weights.audio_energy * robust_z(audio_energy_db(snippets.audio))
         score = score + weights.audio_onset * robust_z(audio_onset_strength(snippets.audio))
     return score

@@ -34,10 +34,43 @@ class ClassifyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: PolicyName | None = Field(None, description="Window selection policy.")
-    k: int | None = Field(None, ge=1, le=16, description="Number of clip windows (not for dense).")
+    k: int | None = Field(None, ge=1, le=16, description="Number of clip windows (dense ignores it: warning `k_ignored`).")
     top_k: int = Field(5, ge=1, le=100, description="Labels returned per head.")
     model: str | None = Field(None, description="Model package name; default package if absent.")
     return_windows: bool = Field(True, description="Include the windows that were looked at.")
+    return_saliency: bool = Field(
+        False,
+        description="Include `saliency`: the selection score of every glance snippet over time "
+        "(glance and heuristic policies).",
+    )
+    min_confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Override the package's abstention threshold: the top known-class "
+        "probability below which a head answers 'unknown'.",
+    )
+
+
+VerdictReason = Literal["no_event_found", "out_of_distribution", "missing_modality"]
+
+
+class HeadVerdict(BaseModel):
+    """Whether the head recognised one of its classes (see ``service.verdict``)."""
+
+    verdict: Literal["known", "unknown"]
+    reason: VerdictReason | None = Field(
+        None,
+        description="Why unknown: no_event_found (background won), missing_modality (the best "
+        "class needs the sound the video lacks), out_of_distribution (best class too weak).",
+    )
+    label: str | None = Field(None, description="The recognised label when known.")
+    confidence: float = Field(description="Calibrated probability of the best known class.")
+    ood_score: float = Field(description="1 - confidence: near 1 when no known class fits.")
+    min_confidence: float = Field(description="Threshold applied (package's or request's).")
+    background: float | None = Field(
+        None, description="Probability of the background outcome, when the head has one."
+    )
 
 
 class LabelScore(BaseModel):
@@ -52,6 +85,14 @@ class WindowOut(BaseModel):
     saliency: float = Field(description="Fusion weight of this window (sums to 1 over windows).")
     box: list[int] = Field(description="Crop box in source display pixels: [x, y, w, h].")
     padded: bool = False
+
+
+class SaliencyPoint(BaseModel):
+    t_s: float = Field(description="Snippet centre in seconds.")
+    score: float = Field(
+        description="The policy's raw selection score (glance: saliency logit; heuristic: sum "
+        "of robust z-scores); only the order within one video is meaningful."
+    )
 
 
 class ModelRef(BaseModel):
@@ -75,20 +116,42 @@ class ComputeSummary(BaseModel):
     fraction_of_dense: float
 
 
+class AnswerWarning(BaseModel):
+    """Something the client should know about this answer (the scores are still given)."""
+
+    code: str = Field(
+        description="Stable code: partial_decode, decode_errors, silent_audio, k_ignored."
+    )
+    message: str
+
+
 class ClassifyResult(BaseModel):
     model: ModelRef
     policy: PolicyName
     k: int = Field(description="Clip windows actually classified.")
     heads: dict[str, list[LabelScore]] = Field(description="Top-k labels per output head.")
+    verdicts: dict[str, HeadVerdict] = Field(
+        default_factory=dict, description="Per head: did the model recognise one of its classes."
+    )
     windows: list[WindowOut] | None = None
-    audio: Literal["present", "absent"]
+    saliency: list[SaliencyPoint] | None = Field(
+        None, description="Per-snippet selection scores, when `return_saliency` was asked."
+    )
+    audio: Literal["present", "absent", "silent"] = Field(
+        description="absent: no audio stream; silent: digital silence, treated as absent."
+    )
     padded: bool = Field(False, description="Video shorter than one clip; frames were repeated.")
     early_exit: bool = False
     video: VideoSummary
     timings_ms: dict[str, float] = Field(
-        description="Stage timings: probe, glance_decode, glance_net, clip_decode, heavy_net, total."
+        description="Timings of the stages that ran (fetch, probe, glance_decode, glance_net or "
+        "saliency, clip_decode, heavy_net) and their total, in ms."
     )
     compute: ComputeSummary
+    warnings: list[AnswerWarning] = Field(
+        default_factory=list,
+        description="Decode errors, partial decode, silent audio, ignored options.",
+    )
 
 
 class ErrorDetail(BaseModel):

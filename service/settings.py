@@ -5,28 +5,54 @@ from the conventional ``REDIS_URL``. Every field carries a description;
 ``service.settings_doc.settings_markdown_table`` renders them for the README so the
 documentation cannot drift from the code.
 
-The ``*_config()``/``*_policy()`` builders turn groups into the frozen config dataclasses of the
-layers (batcher, media, fetch, queue, pipeline); those layers never read the environment.
+Settings are plain data. Every group's defaults are read from the frozen config dataclass of
+its layer (batcher, queue, media, fetch, pipeline), so each default is written once, and the
+``*_config()``/``*_policy()`` methods translate groups back into those dataclasses. Nothing is
+built or loaded here: the composition root ``service.wiring`` does that. Layers never read the
+environment, and this module never imports torch (``tests/api/test_settings.py``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.batcher import BatcherConfig
 from service.media.policy import FetchPolicy, MediaPolicy
-from service.runtimes import RuntimeKind
+from service.pipeline_config import PipelineConfig
+from service.policies import PolicyConfig
+from service.queue.config import QueueConfig
+from service.runtime_spec import RuntimeKind
 from service.schemas import PolicyName
-
-if TYPE_CHECKING:
-    from service.metrics import Metrics
-    from service.registry import ModelRegistry
+from service.settings_types import (
+    CidrList,
+    Device,
+    EmptyIsUnsetPath,
+    HostPortList,
+    RedisUrl,
+    split_list,
+)
 
 ENV_PREFIX = "AVSERVE_"
+
+# The layers' own defaults: the single source of every group default below.
+_BATCHER = BatcherConfig()
+_QUEUE = QueueConfig()
+_FETCH = FetchPolicy()
+_MEDIA = MediaPolicy()
+_PIPELINE = PipelineConfig()
+_POLICY = _PIPELINE.policy
 
 
 class _Group(BaseModel):
@@ -35,140 +61,159 @@ class _Group(BaseModel):
 
 class BatcherSettings(_Group):
     max_batch_size: int = Field(
-        default=8, ge=1, le=256, description="Clips per heavy-model batch, at most."
+        default=_BATCHER.max_batch_size,
+        ge=1,
+        le=256,
+        description="Clips per heavy-model batch, at most.",
     )
     max_queue_delay_ms: float = Field(
-        default=5.0, ge=0, le=10_000, description="Longest a clip waits for a fuller batch (ms)."
+        default=_BATCHER.max_queue_delay_ms,
+        ge=0,
+        le=10_000,
+        description="Longest a clip waits for a fuller batch (ms).",
     )
     max_queue_items: int = Field(
-        default=256, ge=1, description="Clips waiting in the batcher before new work gets 429."
+        default=_BATCHER.max_queue_items,
+        ge=1,
+        description="Clips waiting in the batcher before new work gets 429.",
     )
     cross_request: bool = Field(
-        default=True,
+        default=_BATCHER.cross_request,
         description="Merge clips of different requests into one batch (false = batching off).",
     )
 
-    def config(self) -> BatcherConfig:
-        return BatcherConfig(
-            max_batch_size=self.max_batch_size,
-            max_queue_delay_ms=self.max_queue_delay_ms,
-            max_queue_items=self.max_queue_items,
-            cross_request=self.cross_request,
-        )
-
 
 class QueueSettings(_Group):
-    prefix: str = Field(default="avserve", description="Redis key prefix of the job queue.")
+    prefix: str = Field(default=_QUEUE.prefix, description="Redis key prefix of the job queue.")
     max_items_per_job: int = Field(
-        default=10_000, ge=1, description="Videos one batch job may list."
+        default=_QUEUE.max_items_per_job,
+        ge=1,
+        le=1_000_000,
+        description="Videos one batch job may list.",
+    )
+    max_backlog_per_principal: int | None = Field(
+        default=_QUEUE.max_backlog_per_principal,
+        ge=1,
+        description="Unfinished queued videos one API key may have before its submissions get "
+        "429 `quota_exceeded` (unset: twice `max_items_per_job`, at most `max_queue_length`).",
     )
     max_queue_length: int = Field(
-        default=100_000, ge=1, description="Unfinished queued videos before submissions get 429."
+        default=_QUEUE.max_queue_length,
+        ge=1,
+        description="Unfinished queued videos before submissions get 429.",
     )
     result_ttl_s: float = Field(
-        default=86_400.0, gt=0, description="How long job results are kept (s)."
+        default=_QUEUE.result_ttl_s, gt=0, description="How long job results are kept (s)."
     )
     visibility_timeout_s: float = Field(
-        default=60.0,
+        default=_QUEUE.visibility_timeout_s,
         gt=0,
         description="A video idle this long in a dead worker's hands is re-delivered (s).",
     )
     max_deliveries: int = Field(
-        default=5, ge=1, description="Deliveries before a video goes to the dead-letter stream."
+        default=_QUEUE.max_deliveries,
+        ge=1,
+        description="Deliveries before a video goes to the dead-letter stream.",
     )
-    concurrency: int = Field(default=4, ge=1, description="Videos one worker processes at a time.")
+    concurrency: int = Field(
+        default=_QUEUE.concurrency, ge=1, description="Videos one worker processes at a time."
+    )
     shutdown_grace_s: float = Field(
-        default=30.0, ge=0, description="On shutdown, how long running items may finish (s)."
+        default=_QUEUE.shutdown_grace_s,
+        ge=0,
+        description="On shutdown, how long running items may finish (s).",
     )
     embedded_worker: bool | None = Field(
-        default=None,
+        default=_QUEUE.embedded_worker,
         description="Run a job worker inside the gateway (unset: only without Redis).",
     )
 
 
 class FetchSettings(_Group):
-    timeout_s: float = Field(default=30.0, gt=0, description="Whole URL download time limit (s).")
+    timeout_s: float = Field(
+        default=_FETCH.timeout_s, gt=0, description="Whole URL download time limit (s)."
+    )
     max_bytes: int = Field(
-        default=512 * 1024 * 1024, ge=1, description="Largest video fetched from a URL (bytes)."
+        default=_FETCH.max_bytes, ge=1, description="Largest video fetched from a URL (bytes)."
     )
     max_redirects: int = Field(
-        default=3, ge=0, le=10, description="Redirect hops followed, each re-checked."
+        default=_FETCH.max_redirects,
+        ge=0,
+        le=10,
+        description="Redirect hops followed, each re-checked.",
     )
-    allow_private_networks: list[str] = Field(
+    allow_private_networks: CidrList = Field(
         default_factory=list,
         description="CIDRs exempt from the private-address SSRF block (on-premise sources).",
     )
-    allow_hosts: list[str] = Field(
+    allow_hosts: HostPortList = Field(
         default_factory=list,
         description="TESTS ONLY: host[:port] entries exempt from the private-address SSRF block.",
     )
-
-    def policy(self) -> FetchPolicy:
-        return FetchPolicy(
-            max_bytes=self.max_bytes,
-            timeout_s=self.timeout_s,
-            max_redirects=self.max_redirects,
-            allow_private_networks=tuple(self.allow_private_networks),
-            allow_hosts=tuple(self.allow_hosts),
-        )
 
 
 class MediaSettings(_Group):
     decode_workers: int = Field(default=2, ge=1, le=64, description="Decode worker processes.")
     max_bytes: int = Field(
-        default=2 * 1024**3, ge=1, description="Largest media file accepted (bytes)."
+        default=_MEDIA.max_bytes, ge=1, description="Largest media file accepted (bytes)."
     )
-    max_duration_s: float = Field(default=3600.0, gt=0, description="Longest video accepted (s).")
+    max_duration_s: float = Field(
+        default=_MEDIA.max_duration_s, gt=0, description="Longest video accepted (s)."
+    )
     max_pixels: int = Field(
-        default=4096 * 2304, ge=1, description="Largest frame (width x height) accepted."
+        default=_MEDIA.max_pixels, ge=1, description="Largest frame (width x height) accepted."
     )
     max_wall_s: float = Field(
-        default=60.0,
+        default=_MEDIA.max_wall_s,
         gt=0,
         description="Wall-clock limit of one decode job (probe, snippets, clips).",
     )
 
-    def policy(self) -> MediaPolicy:
-        return MediaPolicy(
-            max_bytes=self.max_bytes,
-            max_duration_s=self.max_duration_s,
-            max_pixels=self.max_pixels,
-            max_wall_s=self.max_wall_s,
-        )
-
 
 class PipelineSettings(_Group):
     default_policy: PolicyName | None = Field(
-        default=None,
+        default=_PIPELINE.default_policy,
         description="Window policy when a request names none (unset: glance when the package "
         "has a glance network, else heuristic).",
     )
     dense_chunk: int = Field(
-        default=6, ge=1, description="Dense views decoded and classified per step (memory bound)."
+        default=_PIPELINE.dense_chunk,
+        ge=1,
+        description="Dense views decoded and classified per step (memory bound).",
     )
-    glance_device: str = Field(default="cpu", description="Device of the small glance network.")
+    glance_device: Device = Field(
+        default=_PIPELINE.glance_device, description="Device of the small glance network."
+    )
     default_k: int = Field(
-        default=4, ge=1, le=16, description="Clip windows per video when a request names no k."
+        default=_POLICY.default_k,
+        ge=1,
+        le=16,
+        description="Clip windows per video when a request names no k.",
     )
     max_overlap: float = Field(
-        default=0.5, ge=0.0, lt=1.0, description="Largest overlap between two selected windows."
+        default=_POLICY.max_overlap,
+        ge=0.0,
+        lt=1.0,
+        description="Largest overlap between two selected windows.",
     )
     adaptive_mass: float | None = Field(
-        default=None,
+        default=_POLICY.adaptive_mass,
         gt=0.0,
         le=1.0,
         description="Adaptive K: stop adding windows once this softmax saliency mass is covered.",
     )
     early_exit_threshold: float | None = Field(
-        default=None,
+        default=_POLICY.early_exit_threshold,
         gt=0.0,
         le=1.0,
         description="Glance early exit: classify only `early_exit_k` windows when the glance "
         "head's top probability reaches this.",
     )
-    early_exit_k: int = Field(default=1, ge=0, le=16, description="Windows kept on early exit.")
+    early_exit_k: int = Field(
+        default=_POLICY.early_exit_k, ge=0, le=16, description="Windows kept on early exit."
+    )
     rho: float | None = Field(
-        default=None,
+        default=_POLICY.rho,
         gt=0.0,
         le=1.0,
         description="Glance patch side as a fraction of the short side (unset: the one the "
@@ -199,7 +244,7 @@ class Settings(BaseSettings):
         default=True, description="One JSON object per log line (false: plain text)."
     )
     # -- models and runtimes ----------------------------------------------------------------------
-    model_dir: Path | None = Field(
+    model_dir: EmptyIsUnsetPath = Field(
         default=None,
         description="A model package, or a directory of packages. Default: the shipped "
         "`models/zoo` (the `avsynth` package).",
@@ -211,7 +256,7 @@ class Settings(BaseSettings):
     runtime: RuntimeKind = Field(
         default="eager", description="Heavy-model runtime: eager, torchscript, onnx."
     )
-    device: str = Field(
+    device: Device = Field(
         default="auto", description="cpu, cuda, cuda:N, or auto (cuda when available)."
     )
     fp16: bool = Field(
@@ -265,9 +310,45 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest deadline a client may ask for with `X-Request-Timeout`.",
     )
+    max_receiving_requests: int = Field(
+        default=256,
+        ge=1,
+        description="Work requests whose body is still arriving, at once (separate from "
+        "`max_concurrent_requests`: a work slot is taken only once the body is complete).",
+    )
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Time a request body may take before `min_body_rate` applies; then 408 "
+        "`body_timeout`. `X-Request-Timeout` cannot extend it.",
+    )
+    min_body_rate: float = Field(
+        default=32 * 1024,
+        gt=0,
+        description="Slowest accepted request body (bytes/s): each byte received extends the "
+        "body deadline by 1/rate seconds.",
+    )
+    max_job_body_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest /v1/jobs body (bytes; unset: `max_body_bytes` plus 1 KiB per item "
+        "of `queue.max_items_per_job`).",
+    )
     tmp_dir: Path | None = Field(
         default=None,
         description="Where uploads and fetched videos are written (default: system temp).",
+    )
+    tmp_budget_bytes: int = Field(
+        default=4 * 1024**3,
+        ge=1,
+        description="Disk that uploads and URL downloads in flight may take under `tmp_dir`; "
+        "past it 507 `insufficient_storage`.",
+    )
+    tmp_min_free_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=0,
+        description="Free space always left on the `tmp_dir` volume: uploads and URL fetches "
+        "that would go below it get 507.",
     )
     # -- lifecycle ------------------------------------------------------------------------------
     drain_delay_s: float = Field(
@@ -281,7 +362,7 @@ class Settings(BaseSettings):
         description="After SIGTERM, how long in-flight requests may take to finish (s).",
     )
     # -- queue ----------------------------------------------------------------------------------
-    redis_url: str | None = Field(
+    redis_url: RedisUrl = Field(
         default=None,
         validation_alias=AliasChoices("REDIS_URL", "AVSERVE_REDIS_URL", "redis_url"),
         description="Redis for batch jobs (env `REDIS_URL` or `AVSERVE_REDIS_URL`); unset = "
@@ -304,9 +385,7 @@ class Settings(BaseSettings):
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return [k.strip() for k in v.split(",") if k.strip()]
-        return v
+        return split_list(v)
 
     @field_validator("max_request_timeout_s")
     @classmethod
@@ -320,59 +399,38 @@ class Settings(BaseSettings):
     def resolved_model_dir(self) -> Path:
         if self.model_dir is not None:
             return self.model_dir
-        import models
+        # Located, not imported: importing ``models`` would pull in torch.
+        spec = importlib.util.find_spec("models")
+        assert spec is not None and spec.origin is not None, "the models package is installed"
+        return Path(spec.origin).resolve().parent / "zoo"
 
-        return Path(models.__file__).resolve().parent / "zoo"
-
-    def load_api_keys(self) -> list[str]:
-        """Keys from ``api_keys`` and ``api_keys_file`` (blank lines and ``#`` comments ignored)."""
-        keys = [k.get_secret_value() for k in self.api_keys]
-        if self.api_keys_file is not None:
-            for line in self.api_keys_file.read_text(encoding="utf-8").splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    keys.append(line)
-        return keys
-
-    def load_registry(
-        self, metrics: Metrics | None = None, default_model: str | None = None
-    ) -> ModelRegistry:
-        """Load the configured model packages (``service.registry.load_registry``; blocking)."""
-        from service.registry import load_registry
-
-        return load_registry(
-            self.resolved_model_dir(),
-            runtime=self.runtime,
-            device=self.device,
-            fp16=self.fp16,
-            threads=self.torch_threads,
-            batcher=self.batcher_config(),
-            cache_dir=self.export_cache_dir,
-            default_model=default_model or self.default_model,
-            warmup_batch_size=self.warmup_batch_size,
-            metrics=metrics,
-        )
-
+    # The layers' frozen configs: plain translations, nothing is built or loaded here.
     def batcher_config(self) -> BatcherConfig:
-        return self.batcher.config()
+        return BatcherConfig(**self.batcher.model_dump())
 
-    def queue_config(self) -> Any:
-        """``service.queue.config.QueueConfig`` from the queue group and ``redis_url``."""
-        from service.queue.config import QueueConfig
-
+    def queue_config(self) -> QueueConfig:
         return QueueConfig(redis_url=self.redis_url, **self.queue.model_dump())
 
     def media_policy(self) -> MediaPolicy:
-        return self.media.policy()
+        m = self.media
+        return MediaPolicy(
+            max_bytes=m.max_bytes,
+            max_duration_s=m.max_duration_s,
+            max_pixels=m.max_pixels,
+            max_wall_s=m.max_wall_s,
+        )
 
     def fetch_policy(self) -> FetchPolicy:
-        return self.fetch.policy()
+        f = self.fetch
+        return FetchPolicy(
+            max_bytes=f.max_bytes,
+            timeout_s=f.timeout_s,
+            max_redirects=f.max_redirects,
+            allow_private_networks=tuple(f.allow_private_networks),
+            allow_hosts=tuple(f.allow_hosts),
+        )
 
-    def pipeline_config(self) -> Any:
-        """``service.pipeline.PipelineConfig`` (imported lazily: the pipeline imports models)."""
-        from service.pipeline import PipelineConfig
-        from service.policies import PolicyConfig
-
+    def pipeline_config(self) -> PipelineConfig:
         p = self.pipeline
         return PipelineConfig(
             policy=PolicyConfig(
@@ -383,7 +441,30 @@ class Settings(BaseSettings):
                 early_exit_k=p.early_exit_k,
                 rho=p.rho,
             ),
-            default_policy=self.pipeline.default_policy,
-            dense_chunk=self.pipeline.dense_chunk,
-            glance_device=self.pipeline.glance_device,
+            default_policy=p.default_policy,
+            dense_chunk=p.dense_chunk,
+            glance_device=p.glance_device,
         )
+
+    def load_api_keys(self) -> list[str]:
+        """Keys from ``api_keys`` and ``api_keys_file`` (blank lines and ``#`` comments ignored).
+
+        Fails closed: a configured key file that cannot be read or holds no key raises
+        ValueError (``create_app`` and ``service.startup.check_api_keys`` call this), so a
+        mounted secret that came out empty never turns authentication off.
+        """
+        keys = [k.get_secret_value() for k in self.api_keys]
+        path = self.api_keys_file
+        if path is not None:
+            try:
+                lines = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"api_keys_file {path} cannot be read ({e})") from None
+            found = [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+            if not found:
+                raise ValueError(
+                    f"api_keys_file {path} holds no API key (only blank lines or comments); "
+                    "refusing to start with authentication off"
+                )
+            keys.extend(found)
+        return keys

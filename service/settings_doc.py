@@ -9,6 +9,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
 from service.settings import ENV_PREFIX, Settings
+from service.settings_types import LIST_SYNTAX
 
 
 def _type_name(ann: Any) -> str:
@@ -19,7 +20,7 @@ def _type_name(ann: Any) -> str:
         parts = [_type_name(a) for a in args if a is not type(None)]
         return " / ".join(parts) + (" (optional)" if type(None) in args else "")
     if origin is list:
-        return f"list of {_type_name(args[0])}"
+        return f"list of {_type_name(args[0])} ({LIST_SYNTAX})"
     if ann is SecretStr:
         return "secret"
     return str(getattr(ann, "__name__", ann))

@@ -19,7 +19,7 @@ def _glance_logmel() -> LogMelConfig:
 
 @dataclass(frozen=True)
 class GlanceConfig:
-    """AVGN-style glance (see ../shared/notes/glance-design.md §4).
+    """AVGN-style glance (design notes: docs/glance.md §2).
 
     Encoders are MobileNetV2 trunks trained from scratch. AV-TeST is a pre-LN transformer over
     ``[CLS] + T visual + T audio`` tokens; AESPA and the patch policy only run on the K
@@ -51,7 +51,7 @@ class GlanceConfig:
     policy_hidden: int = 256
     rho: float = 0.6
     detach_spatial: bool = True  # AESPA/policy train on stop-gradient inputs (AdaFocusV2)
-    # Weight of the glance head's logits in the fused window scores (notes §4 fusion: 0.3).
+    # Weight of the glance head's logits in the fused window scores (docs/glance.md §5: 0.3).
     fusion_beta: float = 0.3
     heads: tuple[HeadSpec, ...] = field(default_factory=lambda: (HeadSpec("kinetics", 400),))
 

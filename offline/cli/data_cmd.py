@@ -1,4 +1,4 @@
-"""``avserve data``: generate training / evaluation data (AVSynth)."""
+"""``avserve data``: generate training / evaluation data (AVSynth), check a user's data set."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from offline.cli.data_check import check
 from service.errors import AvserveError
 
 data_app = typer.Typer(help="Generate datasets.", no_args_is_help=True)
@@ -24,6 +25,9 @@ def avsynth(
     seed: int = typer.Option(0, min=0, help="Base seed; same seed, same files."),
     workers: int = typer.Option(1, min=1, help="Worker processes."),
     overwrite: bool = typer.Option(False, help="Re-encode files that already exist."),
+    background: int = typer.Option(
+        0, min=0, help="Extra clips that show none of the classes (label 'background')."
+    ),
 ) -> None:
     """Generate an AVSynth subset: H.264+AAC MP4s, manifest.jsonl/.csv and labels.json."""
     from offline.data.avsynth.generate import GenerateConfig, generate
@@ -36,6 +40,7 @@ def avsynth(
         seed=seed,
         workers=workers,
         overwrite=overwrite,
+        background=background,
     )
     console = Console(stderr=True)
     start = time.perf_counter()
@@ -48,7 +53,7 @@ def avsynth(
             TimeRemainingColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task("generate", total=count)
+            task = progress.add_task("generate", total=count + background)
 
             def tick(_: dict[str, Any]) -> None:
                 progress.advance(task)
@@ -62,6 +67,9 @@ def avsynth(
         f"wrote {len(records)} files to {out} in {elapsed:.1f} s "
         f"({len(records) / max(elapsed, 1e-9):.2f} files/s, {workers} workers)"
     )
+
+
+data_app.command("check")(check)
 
 
 def register(app: typer.Typer) -> None:

@@ -57,6 +57,13 @@ def _threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def _update_claims(package_dir: Path, updates: dict[str, Any]) -> None:
+    from models.package import read_config, update_metadata
+
+    claims = dict(read_config(package_dir).metadata.get("claims", {}))
+    update_metadata(package_dir, {"claims": {**claims, **updates}})
+
+
 def _record_claim(package_dir: Path, overall: dict[str, Any], data: Path) -> None:
     """What the shipped-model test checks on fresh clips (minus a binomial margin)."""
     from models.package import read_config, update_metadata
@@ -70,8 +77,13 @@ def _record_claim(package_dir: Path, overall: dict[str, Any], data: Path) -> Non
 
 @eval_app.command("short")
 def short(
-    data: Path = typer.Option(..., help="Generated short-clip set (manifest.jsonl)."),
+    data: Path = typer.Option(
+        ..., help="AVSynth short-clip set, class folders or a CSV/JSONL list (labelled)."
+    ),
     model: list[str] = typer.Option(..., help="name=package_dir (repeat for several models)."),
+    videos_dir: Path | None = typer.Option(
+        None, help="Root of a list's relative paths (default: the list's folder)."
+    ),
     out: Path = typer.Option(Path("runs/eval"), "--out", help="Where eval_short.json/png go."),
     limit: int | None = typer.Option(None, min=1, help="Evaluate the first N clips only."),
     batch_size: int = typer.Option(16, min=1),
@@ -96,7 +108,9 @@ def short(
     _threads(threads)
 
     def go() -> None:
-        cfg = ShortEvalConfig(limit=limit, batch_size=batch_size, workers=workers)
+        cfg = ShortEvalConfig(
+            limit=limit, batch_size=batch_size, workers=workers, videos_dir=videos_dir
+        )
         with Progress(console=console, disable=not progress) as bar:
             task = bar.add_task("decoding clips", total=None)
             report = evaluate_short(data, models, cfg, on_clip=lambda: bar.advance(task))
@@ -122,6 +136,7 @@ def long(
     limit: int | None = typer.Option(None, min=1, help="Evaluate the first N videos only."),
     threads: int | None = typer.Option(None, help="torch intra-op threads."),
     workers: int = typer.Option(1, min=1, help="Videos in flight at once."),
+    claim: bool = typer.Option(False, help="Record glance and dense top-1 in the claims."),
     progress: bool = typer.Option(True),
 ) -> None:
     """Accuracy, GMACs (% of dense), ms and event hit rate per policy and K, via the Pipeline."""
@@ -147,6 +162,11 @@ def long(
         path = _write(out, "eval_long", report)
         png = plot_long(report, out / "eval_long.png")
         console.print(f"wrote {path} and {png}")
+        if claim:
+            found = {
+                f"long_{r['policy']}_k{r['k'] or 30}_top1": r["top1"] for r in report["results"]
+            }
+            _update_claims(package, {**found, "long_videos": report["videos"]})
 
     _run(console, go)
 
@@ -154,3 +174,81 @@ def long(
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("honesty")
+def honesty(
+    data: Path = typer.Option(
+        ..., help="Held-out clip set with background clips (manifest.jsonl)."
+    ),
+    package: Path = typer.Option(..., help="Calibrated model package."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Where eval_honesty.json goes."),
+    limit: int | None = typer.Option(None, min=1, help="Evaluate the first N clips only."),
+    threads: int | None = typer.Option(None, help="torch intra-op threads."),
+    workers: int = typer.Option(1, min=1, help="Decode threads."),
+    claim: bool = typer.Option(False, help="Record the measured rates in the package's claims."),
+    progress: bool = typer.Option(True),
+) -> None:
+    """Top-1, false and background abstention, ECE, and answers without audio."""
+    from rich.progress import Progress
+
+    from offline.calibration import CalibrationConfig
+    from offline.evaluation.honesty import evaluate_honesty
+    from offline.evaluation.tables import honesty_table
+
+    console = Console(stderr=True)
+    _threads(threads)
+
+    def go() -> None:
+        cfg = CalibrationConfig(workers=workers, limit=limit)
+        with Progress(console=console, disable=not progress) as bar:
+            task = bar.add_task("decoding clips", total=None)
+            report = evaluate_honesty(data, package, cfg, on_clip=lambda: bar.advance(task))
+        Console().print(honesty_table(report))
+        console.print(f"wrote {_write(out, 'eval_honesty', report)}")
+        if claim:
+            _update_claims(
+                package,
+                {
+                    "false_abstention": report["false_abstention"]["top1"],
+                    "background_abstention": report["background_abstention"]["top1"],
+                    "ece": report["ece"],
+                    "silent_max_sound_class_score": report["silent"]["max_sound_class_score"],
+                    "honesty_clips": report["clips"],
+                    "honesty_data": str(data),
+                },
+            )
+
+    _run(console, go)
+
+
+@eval_app.command("ood")
+def ood(
+    data: Path = typer.Option(..., help="Folder of videos that show none of the model's classes."),
+    package: Path = typer.Option(..., help="Model package."),
+    policy: str | None = typer.Option(None, help="Window policy (default: the package's)."),
+    k: int | None = typer.Option(None, min=1, max=16, help="Clip windows per video."),
+    out: Path = typer.Option(Path("runs/eval"), "--out", help="Where eval_ood.json goes."),
+    threads: int | None = typer.Option(None, help="torch intra-op threads."),
+    progress: bool = typer.Option(True),
+) -> None:
+    """How often the model abstains on out-of-domain videos (and why), via the Pipeline."""
+    from rich.progress import Progress
+
+    from offline.evaluation.ood import evaluate_ood
+    from offline.evaluation.tables import ood_table
+
+    console = Console(stderr=True)
+    if policy not in (None, "glance", "heuristic", "uniform", "dense"):
+        raise typer.BadParameter(f"unknown policy {policy!r}")
+    chosen: Any = policy  # checked above against the policy names
+    _threads(threads)
+
+    def go() -> None:
+        with Progress(console=console, disable=not progress) as bar:
+            task = bar.add_task("videos", total=None)
+            report = evaluate_ood(data, package, chosen, k, on_file=lambda: bar.advance(task))
+        Console().print(ood_table(report))
+        console.print(f"wrote {_write(out, 'eval_ood', report)}")
+
+    _run(console, go)

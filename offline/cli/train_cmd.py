@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,31 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
 
 @train_app.command("avslowfast")
 def avslowfast(
-    data: Path = typer.Option(..., help="Generated set (manifest.jsonl) to train on."),
+    data: Path = typer.Option(
+        ..., help="AVSynth set, class folders or a CSV/JSONL list (docs/own-videos.md)."
+    ),
     out: Path = typer.Option(..., "--out", help="Run directory (checkpoints, log, package)."),
     arch: str = typer.Option("avslowfast_tiny", help="Named model config (models.list_configs)."),
-    val_data: Path | None = typer.Option(None, help="Generated set to evaluate on each epoch."),
+    val_data: Path | None = typer.Option(None, help="Set or list to evaluate on each epoch."),
+    data_format: str = typer.Option(
+        "auto", "--format", help="auto | avsynth | folder | csv | jsonl."
+    ),
+    videos_dir: Path | None = typer.Option(
+        None, help="Root of a list's relative paths / Kinetics downloads (default: its folder)."
+    ),
+    val_fraction: float = typer.Option(
+        0.0, min=0.0, max=0.9, help="Hold out this share of --data for val (by path hash)."
+    ),
+    skip_bad: bool = typer.Option(
+        False, help="Leave out unusable rows and files (each one reported) instead of stopping."
+    ),
+    max_seconds: float = typer.Option(
+        10.0, min=0.5, help="Longest cached window per sample (the centred part is kept)."
+    ),
+    flip_pairs: str = typer.Option(
+        "", help="Classes a horizontal flip swaps, e.g. 'swipe_left:swipe_right' (user data)."
+    ),
+    flip_prob: float = typer.Option(0.5, min=0.0, max=1.0, help="Random horizontal flips."),
     epochs: int = typer.Option(10, min=1),
     batch_size: int = typer.Option(16, min=1),
     lr: float = typer.Option(0.05, help="Base learning rate (after warm-up)."),
@@ -59,6 +81,15 @@ def avslowfast(
     package: bool = typer.Option(
         True, help="Write <out>/package (models.save_package) at the end."
     ),
+    init: Path | None = typer.Option(
+        None, help="Start from this package's weights (head rows copied by label name)."
+    ),
+    audio_dropout: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Share of training clips with their audio silenced."
+    ),
+    head: str | None = typer.Option(
+        None, help="Name of the output head (default: the data set's name, e.g. avsynth)."
+    ),
     name: str | None = typer.Option(None, help="Package name (default: avsynth-<arch>)."),
     version: str | None = typer.Option(None, help="Package version (default: seed<S>-e<E>)."),
     progress: bool = typer.Option(True),
@@ -77,9 +108,17 @@ def _train(**a: Any) -> None:
     import torch
 
     from models import PreprocessConfig, build_model, save_package
+    from models.configs import HeadSpec
     from models.preprocess import ClipPreprocessor
     from offline.data.cache import CacheConfig, build_cache
     from offline.data.dataset import ClipBatches, SamplingConfig
+    from offline.data.training_sources import (
+        SourceOptions,
+        describe,
+        native_avsynth,
+        open_training,
+        source_caches,
+    )
     from offline.train import TrainConfig, Trainer
 
     console: Console = a["console"]
@@ -93,11 +132,36 @@ def _train(**a: Any) -> None:
         json.loads((data / "labels.json").read_text()) if (data / "labels.json").is_file() else {}
     )
     names: list[str] = labels.get("names") or []
+    src_opts = SourceOptions(
+        a["data_format"], a["videos_dir"], a["val_fraction"], a["skip_bad"], a["max_seconds"],
+        a["flip_pairs"],
+    )  # fmt: skip
+    sources = None
+    if not native_avsynth(data, a["val_data"], src_opts):  # class folders, lists, ...
+        sources = open_training(data, a["val_data"], src_opts)
+        names = list(sources[0].classes)
+        labels = {"names": names, "dataset": data.stem}
     overrides = _parse_overrides(a["override"])
     model = build_model(a["arch"], num_classes=len(names) or None, **overrides)
+    if sources is not None and sources[0].multi_label:  # sigmoid head, trained with BCE
+        first = model.config.heads[0]
+        multi = HeadSpec(first.name, len(names), multi_label=True)
+        model = build_model(a["arch"], heads=[multi], **overrides)
     mcfg = model.config
+    if a["init"] is not None:
+        from offline.train.init import init_from_package
+
+        report = init_from_package(model, a["init"], names)
+        console.print(
+            f"initialised from {a['init']}: {report.copied} tensors, {report.head_rows} head rows"
+            f" copied by label; new labels: {', '.join(report.new_labels) or 'none'}"
+        )
     sampling = SamplingConfig(
-        num_frames=mcfg.fast_frames, sampling_rate=a["sampling_rate"], crop_size=a["crop_size"]
+        num_frames=mcfg.fast_frames,
+        sampling_rate=a["sampling_rate"],
+        crop_size=a["crop_size"],
+        audio_drop_prob=a["audio_dropout"],
+        flip_prob=a["flip_prob"],
     )
     cache_cfg = CacheConfig(
         side=a["cache_side"],
@@ -114,15 +178,23 @@ def _train(**a: Any) -> None:
         console.print(f"decoding {d} into {where} (once)")
         return build_cache(d, where, cache_cfg, workers=a["workers"])
 
+    if sources is None:
+        train_cache = cache_of(data)
+        val_cache = cache_of(a["val_data"]) if a["val_data"] is not None else None
+        source_info = None
+    else:
+        root = a["cache_dir"] or a["out"] / "cache"
+        train_cache, val_cache, kept, kept_val = source_caches(
+            *sources, root, cache_cfg, src_opts, a["workers"], console
+        )
+        source_info = {"train": describe(kept), "val": describe(kept_val) if kept_val else None}
     train = ClipBatches(
-        cache_of(data), sampling, batch_size=a["batch_size"], train=True, seed=a["seed"],
+        train_cache, sampling, batch_size=a["batch_size"], train=True, seed=a["seed"],
         negatives=a["avs_weight"] > 0,
     )  # fmt: skip
     val = None
-    if a["val_data"] is not None:
-        val = ClipBatches(
-            cache_of(a["val_data"]), sampling, batch_size=a["batch_size"], train=False
-        )
+    if val_cache is not None:
+        val = ClipBatches(val_cache, sampling, batch_size=a["batch_size"], train=False)
     cfg = TrainConfig(
         epochs=a["epochs"],
         batch_size=a["batch_size"],
@@ -161,6 +233,9 @@ def _train(**a: Any) -> None:
                 "train_config": cfg.to_dict(),
                 "preprocessing": preprocessing.to_dict(),
                 "labels": names,
+                "source": source_info,
+                "init": str(a["init"]) if a["init"] else None,
+                "audio_dropout": a["audio_dropout"],
             },
             indent=2,
         )
@@ -173,9 +248,12 @@ def _train(**a: Any) -> None:
         if state.best_top1 is not None:
             trainer.load_weights("best")
         model.eval()
+        head_name = a["head"] or labels.get("dataset") or mcfg.heads[0].name
+        heads = [replace(h, name=head_name) for h in mcfg.heads] if len(mcfg.heads) == 1 else None
         path = save_package(
             out / "package",
             model,
+            heads=heads,
             name=a["name"] or f"avsynth-{a['arch']}",
             version=a["version"] or f"seed{a['seed']}-e{state.epoch}",
             labels=names or None,
@@ -188,7 +266,12 @@ def _train(**a: Any) -> None:
 @train_app.command("glance")
 def glance(
     heavy: Path = typer.Option(..., help="Heavy model package the glance serves (the teacher)."),
-    data: Path = typer.Option(..., help="Generated long-video set (manifest.jsonl) to train on."),
+    data: Path = typer.Option(
+        ..., help="Long videos: an AVSynth set, class folders, a list or a plain folder."
+    ),
+    videos_dir: Path | None = typer.Option(
+        None, help="Root of a list's relative paths (default: the list's folder)."
+    ),
     out: Path = typer.Option(..., "--out", help="Run directory (cache, log, package)."),
     short_data: Path | None = typer.Option(None, help="Extra short clips (class evidence)."),
     short_limit: int = typer.Option(300, min=1, help="Short clips used at most."),
@@ -227,13 +310,13 @@ def _train_glance(**a: Any) -> None:
 
     from models import load_package
     from models.glance import glance_cost
+    from offline.glance import distill as gt
     from offline.glance.data import (
         TeacherConfig,
         build_glance_set,
         snippet_spec_of,
         video_records,
     )
-    from offline.glance import distill as gt
 
     console: Console = a["console"]
     if a["threads"]:
@@ -257,12 +340,12 @@ def _train_glance(**a: Any) -> None:
     cache: Path = a["cache_dir"] or out / "cache"
 
     def load(d: Path, limit: int | None, what: str) -> Any:
-        n = len(video_records(d))
+        n = len(video_records(d, videos_dir=a["videos_dir"]))
         with Progress(console=console, disable=not a["progress"]) as bar:
             task = bar.add_task(f"{what}: snippets + teacher", total=min(n, limit or n))
             return build_glance_set(
                 d, heavy, spec, cache, teacher, limit=limit,
-                on_progress=lambda _: bar.advance(task),
+                on_progress=lambda _: bar.advance(task), videos_dir=a["videos_dir"],
             )  # fmt: skip
 
     t0 = time.perf_counter()
@@ -302,3 +385,41 @@ def _train_glance(**a: Any) -> None:
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.add_typer(train_app, name="train")
+
+
+@train_app.command("calibrate")
+def calibrate(
+    package: Path = typer.Option(..., help="Package whose first head is calibrated (in place)."),
+    data: Path = typer.Option(..., help="Validation set (manifest.jsonl), never the test set."),
+    target: float = typer.Option(
+        0.02, min=0.0, max=1.0, help="Largest share of class clips the rules may refuse."
+    ),
+    limit: int | None = typer.Option(None, min=1, help="Use the first N clips only."),
+    threads: int | None = typer.Option(None, help="torch intra-op threads."),
+    workers: int = typer.Option(1, min=1, help="Decode threads."),
+    json_out: bool = typer.Option(False, "--json", help="Print the fitted rules as JSON."),
+) -> None:
+    """Fit temperature scaling and the abstention threshold; store them in config.json."""
+    import torch
+
+    from offline.calibration import CalibrationConfig, calibrate_package
+
+    console = Console(stderr=True)
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        cfg = CalibrationConfig(target_false_abstention=target, workers=workers, limit=limit)
+        report = calibrate_package(package, data, cfg)
+    except (AvserveError, ValueError, KeyError) as err:
+        msg = err.message if isinstance(err, AvserveError) else str(err)
+        console.print(f"[red]error[/red] {msg}")
+        raise typer.Exit(2) from err
+    if json_out:
+        print(json.dumps(report, indent=2))
+        return
+    m = report["metrics"]
+    console.print(
+        f"head {report['head']}: temperature {report['temperature']}, min_confidence "
+        f"{report['min_confidence']}, ECE {m['ece_before']} -> {m['ece']}, false abstention "
+        f"{m['false_abstention']}, background abstention {m['background_abstention']}"
+    )

@@ -12,6 +12,9 @@ and a 16 kHz mono waveform (mean of the channels, as the official recipe). Which
 Decoding goes through ``service.media`` (``probe`` + ``read_clips``: nearest decoded frame per
 grid instant, the box cut and resized there, 16 kHz mono audio), the same code serving uses.
 
+User sources (class folders, lists) are cached by ``offline.data.source_cache`` through the same
+``write_cache``: same layout, plus ``multi_hot`` for multi-label sets.
+
 Layout of ``cache_dir``: ``frames.npy`` uint8 [F, side, side, 3], ``audio.npy`` float32 [N],
 ``index.npz`` (per clip offsets / counts / labels) and ``cache.json`` (written last: a cache
 without it is incomplete and is rebuilt).
@@ -141,6 +144,8 @@ class ClipCache:
         self.frame_offset, self.frame_count = index["frame_offset"], index["frame_count"]
         self.audio_offset, self.audio_count = index["audio_offset"], index["audio_count"]
         self.labels: np.ndarray = index["label"]
+        # multi-label sources: uint8 [N, C] targets (``labels`` then holds each clip's first)
+        self.multi_hot: np.ndarray | None = index.get("multi_hot")
         self.flip_map: list[int] | None = self.meta.get("flip_label_map")
         self.class_names: list[str] = self.meta.get("class_names", [])
 
@@ -166,6 +171,60 @@ def _fingerprint(data_dir: Path, records: list[dict[str, Any]], cfg: CacheConfig
     return h.hexdigest()
 
 
+def write_cache(
+    root: Path,
+    cfg: CacheConfig,
+    paths: list[str],
+    windows: list[tuple[float, float]],
+    boxes: list[tuple[int, int, int, int]],
+    arrays: dict[str, np.ndarray],
+    meta: dict[str, Any],
+    workers: int = 1,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Decode ``paths[i]``'s window and box into ``root``; ``arrays`` (labels) go to the index.
+
+    ``meta`` (with its ``fingerprint``) becomes ``cache.json``, written last.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cache.json").unlink(missing_ok=True)
+    n_frames, n_audio = [], []
+    for t0, t1 in windows:
+        n_frames.append(max(1, math.ceil((t1 - t0) * cfg.grid_fps - 1e-6)))
+        n_audio.append(max(1, round((t1 - t0) * cfg.audio_sample_rate)))
+    f_off = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
+    a_off = np.concatenate([[0], np.cumsum(n_audio)[:-1]]).astype(np.int64)
+    total_f, total_a = int(sum(n_frames)), int(sum(n_audio))
+    shape = (total_f, cfg.side, cfg.side, 3)
+    np.lib.format.open_memmap(root / "frames.npy", mode="w+", dtype=np.uint8, shape=shape).flush()
+    np.lib.format.open_memmap(root / "audio.npy", mode="w+", dtype=np.float32, shape=(total_a,))
+    jobs = [
+        _Job(path, t0, t1, box, int(f_off[i]), n_frames[i], int(a_off[i]), n_audio[i],
+             str(root), total_f, total_a, cfg)
+        for i, (path, (t0, t1), box) in enumerate(zip(paths, windows, boxes, strict=True))
+    ]  # fmt: skip
+    if workers <= 1:
+        for done, job in enumerate(jobs, 1):
+            _run(job)
+            if on_progress:
+                on_progress(done, len(jobs))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for done, _ in enumerate(pool.map(_run, jobs, chunksize=4), 1):
+                if on_progress:
+                    on_progress(done, len(jobs))
+    index = {
+        "frame_offset": f_off,
+        "frame_count": np.asarray(n_frames, dtype=np.int64),
+        "audio_offset": a_off,
+        "audio_count": np.asarray(n_audio, dtype=np.int64),
+        **arrays,
+    }
+    np.savez(root / "index.npz", **index)  # type: ignore[arg-type]
+    (root / "cache.json").write_text(json.dumps(meta))
+
+
 def build_cache(
     data_dir: str | Path,
     cache_dir: str | Path,
@@ -181,44 +240,8 @@ def build_cache(
     meta_path = root / "cache.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
         return ClipCache(root)
-    root.mkdir(parents=True, exist_ok=True)
-    meta_path.unlink(missing_ok=True)
-    n_frames, n_audio, windows = [], [], []
-    for rec in records:
-        t0, t1 = _window(rec, cfg)
-        windows.append((t0, t1))
-        n_frames.append(max(1, math.ceil((t1 - t0) * cfg.grid_fps - 1e-6)))
-        n_audio.append(max(1, round((t1 - t0) * cfg.audio_sample_rate)))
-    f_off = np.concatenate([[0], np.cumsum(n_frames)[:-1]]).astype(np.int64)
-    a_off = np.concatenate([[0], np.cumsum(n_audio)[:-1]]).astype(np.int64)
-    total_f, total_a = int(sum(n_frames)), int(sum(n_audio))
-    shape = (total_f, cfg.side, cfg.side, 3)
-    np.lib.format.open_memmap(root / "frames.npy", mode="w+", dtype=np.uint8, shape=shape).flush()
-    np.lib.format.open_memmap(root / "audio.npy", mode="w+", dtype=np.float32, shape=(total_a,))
-    jobs = [
-        _Job(str(data_dir / rec["file"]), t0, t1, _square(rec, cfg), int(f_off[i]),
-             n_frames[i], int(a_off[i]), n_audio[i], str(root), total_f, total_a, cfg)
-        for i, (rec, (t0, t1)) in enumerate(zip(records, windows, strict=True))
-    ]  # fmt: skip
-    if workers <= 1:
-        for done, job in enumerate(jobs, 1):
-            _run(job)
-            if on_progress:
-                on_progress(done, len(jobs))
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for done, _ in enumerate(pool.map(_run, jobs, chunksize=4), 1):
-                if on_progress:
-                    on_progress(done, len(jobs))
-    np.savez(
-        root / "index.npz",
-        frame_offset=f_off,
-        frame_count=np.asarray(n_frames, dtype=np.int64),
-        audio_offset=a_off,
-        audio_count=np.asarray(n_audio, dtype=np.int64),
-        label=np.asarray([int(r["label"]) for r in records], dtype=np.int64),
-    )
+    windows = [_window(rec, cfg) for rec in records]
+    boxes = [_square(rec, cfg) for rec in records]
     labels_path = data_dir / "labels.json"
     labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
     meta = {
@@ -229,5 +252,7 @@ def build_cache(
         "class_names": labels.get("names", []),
         "flip_label_map": labels.get("flip_label_map"),
     }
-    meta_path.write_text(json.dumps(meta))
+    paths = [str(data_dir / rec["file"]) for rec in records]
+    arrays = {"label": np.asarray([int(r["label"]) for r in records], dtype=np.int64)}
+    write_cache(root, cfg, paths, windows, boxes, arrays, meta, workers, on_progress)
     return ClipCache(root)

@@ -1,7 +1,8 @@
-"""Training / evaluation batches from a generated AVSynth set (via the decoded clip cache).
+"""Training / evaluation batches from a decoded clip cache (AVSynth sets and user sources).
 
 ``ClipBatches`` yields ``{"frames": uint8 [B,T,S,S,3], "audio": float32 [B,N], "label": int64 [B]}``
-(+ ``"audio_negative"`` when asked), the contract of ``offline.train.Trainer``.
+(+ ``"audio_negative"`` when asked), the contract of ``offline.train.Trainer``. A multi-label
+cache (``ClipCache.multi_hot``) yields ``"label"`` as float32 multi-hot targets [B, C].
 
 Training samples a random window on the cache's time grid and the paper's spatial augmentation
 (short-side scale jitter + random crop, as a box; ``offline.train.augment``), then flips
@@ -45,6 +46,10 @@ class SamplingConfig:
     jitter: tuple[float, float] = (256 / 224, 320 / 224)
     flip_prob: float = 0.5
     negative_min_gap_s: float = 0.5  # AV-sync negatives start at least this far away
+    # Share of training clips whose audio is replaced by digital silence, as the service feeds a
+    # video without an audio track: the model learns an honest no-audio posterior (classes that
+    # only sound tells apart stay undecided) instead of guessing from the picture.
+    audio_drop_prob: float = 0.0
 
     @property
     def clip_seconds(self) -> float:
@@ -53,6 +58,13 @@ class SamplingConfig:
     @property
     def audio_samples(self) -> int:
         return round(self.clip_seconds * self.audio_sample_rate)
+
+
+def _labels(items: list[torch.Tensor | int]) -> torch.Tensor:
+    """int64 [B] class indices, or float32 [B, C] multi-hot targets (multi-label sets)."""
+    if items and isinstance(items[0], torch.Tensor):
+        return torch.stack(items)  # type: ignore[arg-type]
+    return torch.tensor(items, dtype=torch.int64)
 
 
 class ClipBatches:
@@ -121,11 +133,17 @@ class ClipBatches:
         clip = torch.from_numpy(np.ascontiguousarray(frames[self._frame_index(start, count)]))
         label = int(self.cache.labels[i])
         start_s = start / self.cache.config.grid_fps
+        audio = self._audio_window(i, start_s)
+        drop = self.train and self.s.audio_drop_prob > 0
+        if drop and float(torch.rand((), generator=gen)) < self.s.audio_drop_prob:
+            audio = np.zeros_like(audio)
         out: dict[str, torch.Tensor | int] = {
             "frames": crop_resize(clip, box, self.s.crop_size, flip),
-            "audio": torch.from_numpy(self._audio_window(i, start_s)),
+            "audio": torch.from_numpy(audio),
             "label": flip_label(label, self.cache.flip_map) if flip else label,
         }
+        if self.cache.multi_hot is not None:  # multi-label sets carry no flip map
+            out["label"] = torch.from_numpy(self.cache.multi_hot[i].astype(np.float32))
         if self.negatives:
             out["audio_negative"] = torch.from_numpy(self._negative(i, start_s, gen))
         return out
@@ -162,7 +180,7 @@ class ClipBatches:
             batch: dict[str, torch.Tensor] = {
                 "frames": torch.stack([it["frames"] for it in items]),  # type: ignore[misc]
                 "audio": torch.stack([it["audio"] for it in items]),  # type: ignore[misc]
-                "label": torch.tensor([it["label"] for it in items], dtype=torch.int64),
+                "label": _labels([it["label"] for it in items]),
             }
             if self.negatives:
                 batch["audio_negative"] = torch.stack([it["audio_negative"] for it in items])  # type: ignore[misc]

@@ -24,7 +24,8 @@ from offline.data.avsynth.generate import read_manifest
 from offline.evaluation.stats import accuracy
 from offline.provenance import machine
 from service.inline_decoder import InlineDecoder
-from service.pipeline import Pipeline, PipelineConfig
+from service.pipeline import Pipeline
+from service.pipeline_config import PipelineConfig
 from service.runtimes import build_runtime
 from service.schemas import ClassifyOptions, Priority, WindowOut
 
@@ -96,6 +97,8 @@ def summarise(
         "pct_of_dense_gmacs": round(100 * gmacs / dense_gmacs, 2) if dense_gmacs else None,
         "wall_ms_per_video": round(float(np.mean([r["ms"] for r in rows])), 2),
         "mean_windows": round(float(np.mean([r["windows"] for r in rows])), 3),
+        "abstain_rate": round(float(np.mean([r["abstained"] for r in rows])), 4),
+        "known_and_correct": accuracy(sum(r["known_and_correct"] for r in rows), n)["top1"],
     }
     if policy != "dense":
         out["hit_rate"] = round(float(np.mean([r["hit"] for r in rows])), 4)
@@ -126,6 +129,8 @@ async def _evaluate(
                 rows[(policy, k)].append({
                     "file": rec["file"],
                     "correct": r.heads[head][0].label == rec["class_name"],
+                    "abstained": r.verdicts[head].verdict == "unknown",
+                    "known_and_correct": r.verdicts[head].label == rec["class_name"],
                     "gmacs": r.compute.gmacs,
                     "glance_gmacs": r.compute.glance_gmacs,
                     "dense30_gmacs": r.compute.dense30_gmacs,

@@ -35,6 +35,7 @@ class ShortEvalConfig:
     limit: int | None = None
     batch_size: int = 16
     workers: int = 1  # decode threads
+    videos_dir: Path | None = None  # root of a list's relative paths (user sources)
 
 
 @dataclass
@@ -124,7 +125,14 @@ def evaluate_short(
     cfg: ShortEvalConfig = ShortEvalConfig(),
     on_clip: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every named package on the clips of ``data_dir``; a JSON-ready report."""
+    """Evaluate every named package on the clips of ``data_dir``; a JSON-ready report.
+
+    ``data_dir`` is a generated AVSynth set (class pairs reported), or any user source of
+    ``offline.data.sources`` (class folders, CSV / JSONL lists; scored by class name, one
+    centre view of each file, list windows ignored).
+    """
+    if not (data_dir / "manifest.jsonl").is_file():
+        return _evaluate_source(data_dir, models, cfg, on_clip)
     records = read_manifest(data_dir)[: cfg.limit]
     if not records:
         raise ValueError(f"{data_dir}: the manifest lists no clips")
@@ -155,4 +163,62 @@ def evaluate_short(
         }
     report["models"] = results
     report["class_names"] = [c.name for c in CLASSES]
+    return report
+
+
+def score_named(logits: np.ndarray, truth: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
+    """Top-1 and per-class accuracy with ground truth given as class names."""
+    col = {n: i for i, n in enumerate(names)}
+    missing = sorted(set(truth) - set(col))
+    if missing:
+        raise ValueError(f"the model has no class {missing[0]!r}")
+    target = np.array([col[t] for t in truth])
+    ok = logits.argmax(axis=1) == target
+    per_class = {}
+    for c in dict.fromkeys(sorted(truth)):
+        rows = target == col[c]
+        per_class[c] = accuracy(int(ok[rows].sum()), int(rows.sum()))
+    return {"overall": accuracy(int(ok.sum()), len(ok)), "per_class": per_class, "pairs": {}}
+
+
+def _evaluate_source(
+    location: Path,
+    models: Mapping[str, Path],
+    cfg: ShortEvalConfig,
+    on_clip: Callable[[], None] | None,
+) -> dict[str, Any]:
+    from offline.data.sources import DataError, SourceSpec, open_source
+
+    src = open_source(SourceSpec(location, videos_dir=cfg.videos_dir))
+    src.require_clean()
+    samples = [s for s in src.samples if len(s.labels) == 1][: cfg.limit]
+    if not samples:
+        raise DataError(f"{location}: no single-label clips to evaluate", code="no_samples")
+    files = [s.path for s in samples]
+    truth = [src.classes[s.label] for s in samples]
+    report: dict[str, Any] = {"data": str(location), "clips": len(files), "machine": machine()}
+    decoded: dict[tuple[ClipSpec, int], _Decoded] = {}
+    results: dict[str, Any] = {}
+    for name, path in models.items():
+        package = load_package(path)
+        spec, short_side = _geometry(package)
+        if (spec, short_side) not in decoded:
+            decoded[(spec, short_side)] = decode_clips(
+                files, spec, short_side, cfg.workers, on_clip
+            )
+        clips = decoded[(spec, short_side)]
+        logits, model_s = _classify(package, clips, cfg.batch_size)
+        head = package.heads[0]
+        results[name] = {
+            "package": str(path),
+            "architecture": package.model.config.name,
+            "pathways": list(package.model.config.pathways),
+            "gmacs_per_clip": round(model_gmacs(package.model.config, crop=spec.crop_size), 5),
+            "decode_ms_per_clip": round(1000 * clips.seconds / len(files), 3),
+            "model_ms_per_clip": round(1000 * model_s / len(files), 3),
+            "wall_ms_per_clip": round(1000 * (clips.seconds + model_s) / len(files), 3),
+            **score_named(logits, truth, package.labels[head.name]),
+        }
+    report["models"] = results
+    report["class_names"] = sorted(set(truth))
     return report

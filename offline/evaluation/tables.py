@@ -46,7 +46,7 @@ def short_tables(report: dict[str, Any]) -> list[Table]:
         per_class.add_column(name)
     for cls in report["class_names"]:
         per_class.add_row(cls, *(_pct(m["per_class"][cls]["top1"]) for m in models.values()))
-    return [main, pairs, per_class]
+    return [main, pairs, per_class] if first["pairs"] else [main, per_class]
 
 
 def long_table(report: dict[str, Any]) -> Table:
@@ -55,7 +55,7 @@ def long_table(report: dict[str, Any]) -> Table:
         f"{report['dense30_gmacs']:.3f} GMACs/video"
     )
     for col in ("policy", "K", "top-1 % [95% CI]", "GMACs/video", "% of dense", "ms/video",
-                "hit %", "box hit %"):  # fmt: skip
+                "hit %", "box hit %", "abstained %"):  # fmt: skip
         table.add_column(col)
     for r in report["results"]:
         table.add_row(
@@ -67,5 +67,48 @@ def long_table(report: dict[str, Any]) -> Table:
             f"{r['wall_ms_per_video']:.0f}",
             _pct(r["hit_rate"]) if "hit_rate" in r else "",
             _pct(r["box_hit_rate"]) if "box_hit_rate" in r else "",
+            _pct(r["abstain_rate"]) if "abstain_rate" in r else "",
         )
+    return table
+
+
+def honesty_table(report: dict[str, Any]) -> Table:
+    rules = report["rules"]
+    table = Table(
+        title=f"{report['model']['name']} {report['model']['version']} on {report['clips']} "
+        f"clips ({report['background_clips']} background): T = {rules['temperature']}, "
+        f"min_confidence = {rules['min_confidence']}"
+    )
+    table.add_column("measure")
+    table.add_column("% [95% CI] or value")
+    silent = report["silent"]
+    rows = [
+        ("top-1 on class clips", _acc(report["top1"])),
+        ("known and correct", _acc(report["known_and_correct"])),
+        ("false abstention (class clips)", _acc(report["false_abstention"])),
+        ("abstention on background clips", _acc(report["background_abstention"])),
+        ("ECE (uncalibrated -> calibrated)", f"{report['ece_uncalibrated']} -> {report['ece']}"),
+        ("no audio: max sound-class score", str(silent["max_sound_class_score"])),
+        ("no audio: sound-class clips abstained", _acc(silent["sound_class_clips_abstained"])),
+        ("no audio: visual-class top-1", _acc(silent["visual_class_top1"])),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def ood_table(report: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"{report['model']['name']} on {report['files']} out-of-domain files "
+        f"({report['answered']} answered, {report['errors']} refused by the media layer): "
+        f"abstained {_acc(report['abstained'])} %"
+    )
+    for col in ("file", "verdict", "reason", "top label", "score", "audio", "error"):
+        table.add_column(col, overflow="fold")
+    for r in report["per_file"]:
+        table.add_row(
+            r["file"], r.get("verdict", ""), r.get("reason") or "", r.get("top_label", ""),
+            f"{r['top_score']:.3f}" if "top_score" in r else "", r.get("audio", ""),
+            r.get("error", ""),
+        )  # fmt: skip
     return table

@@ -6,7 +6,7 @@ For every video of a generated set this decodes the glance snippets with the ver
 model: for each snippet it classifies the clip window the pipeline would run for that snippet
 (``window_start`` of the snippet centre), at ``crops`` spatial crops across the frame (the
 dense protocol's left/centre/right), and keeps the best crop's log-probability of the video's
-class. That is the saliency target of glance-design.md §4 (an event off the frame centre still
+class. That is the saliency target of docs/glance.md §6 (an event off the frame centre still
 scores high), learned from the heavy model, never from the generator's event times.
 
 Each video is one ``.npz`` in the cache directory, keyed by everything that changes its
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from models import ModelPackage
+from models.calibration import BACKGROUND
 from service.media import MediaPolicy, probe, read_clips, read_snippets
 from service.media.geometry import spatial_crops
 from service.media.types import ClipSpec, ClipWindow, SnippetSpec
@@ -98,6 +99,8 @@ class Teacher:
         self.clip = ClipSpec(**pre.clip_spec())  # type: ignore[arg-type]
         self.short_side = pre.short_side
         self.policy = MediaPolicy()
+        labels = package.labels[package.heads[0].name]
+        self.background = labels.index(BACKGROUND) if BACKGROUND in labels else None
 
     def windows(self, info: Any, times_s: Sequence[float]) -> list[ClipWindow]:
         """Snippet-major windows: every crop of the clip centred at each snippet time."""
@@ -133,12 +136,20 @@ def encode_video(path: Path, label: int, spec: SnippetSpec, teacher: Teacher) ->
         spec.num_snippets, -1, logits.shape[-1]
     )
     target = label
+    bg = teacher.background
     if target < 0:  # unlabeled video: the heavy model's own video-level prediction stands in
         per_window = logp.max(dim=1).values  # [T, C], the most confident crop per window
-        target = int((torch.logsumexp(per_window, dim=0)).argmax())
+        video_logp = torch.logsumexp(per_window, dim=0)
+        if bg is not None:  # the answer is the best class, not "nothing here"
+            video_logp[bg] = -torch.inf
+        target = int(video_logp.argmax())
     best = logp[:, :, target].argmax(dim=1)  # best crop per snippet window
     chosen = logp[torch.arange(spec.num_snippets), best]  # [T, C]
-    video = torch.logsumexp(chosen, dim=0) - np.log(spec.num_snippets)  # log mean softmax
+    if bg is None:
+        video = torch.logsumexp(chosen, dim=0) - np.log(spec.num_snippets)  # log mean softmax
+    else:  # as the server fuses: windows weighted by their evidence (1 - p_background)^2
+        weight = (1 - chosen[:, bg].exp()).clamp_min(1e-6) ** 2
+        video = torch.logsumexp(chosen + (weight / weight.sum()).log()[:, None], dim=0)
     return {
         "frames": snippets.frames,
         "audio": snippets.audio.astype(np.float32),
@@ -149,14 +160,31 @@ def encode_video(path: Path, label: int, spec: SnippetSpec, teacher: Teacher) ->
     }
 
 
-def video_records(data_dir: Path) -> list[dict[str, Any]]:
-    """The manifest's videos and labels, or every video of a plain folder, unlabeled (-1)."""
+def video_records(
+    data_dir: Path, labels: Sequence[str] | None = None, videos_dir: Path | None = None
+) -> list[dict[str, Any]]:
+    """The videos of a set and their labels as indices into the heavy model's ``labels``.
+
+    A generated AVSynth set: its manifest (AVSynth indices). Any other source (class folders,
+    CSV / JSONL lists, a plain folder; ``offline.data.sources``): labels are matched to
+    ``labels`` by name; a label the heavy model does not have, a multi-label row and an
+    unlabeled video get -1 (the heavy model's own prediction is then the target). Files are
+    used whole (list windows are a training-clip notion).
+    """
     from offline.data.avsynth.generate import read_manifest
-    from service.media.files import expand_paths
+    from offline.data.sources import SourceSpec, open_source
 
     if (data_dir / "manifest.jsonl").is_file():
         return read_manifest(data_dir)
-    return [{"file": str(p.relative_to(data_dir)), "label": -1} for p in expand_paths([data_dir])]
+    src = open_source(SourceSpec(data_dir, videos_dir=videos_dir))
+    src.require_clean()
+    index = {name: i for i, name in enumerate(labels or ())}
+    records = []
+    for s in dict((s.path, s) for s in src.samples).values():  # each file once
+        name = src.classes[s.labels[0]] if len(s.labels) == 1 else None
+        label = index.get(name, -1) if name else -1
+        records.append({"file": str(s.path.resolve()), "label": label, "name": s.key})
+    return records
 
 
 def build_glance_set(
@@ -168,15 +196,18 @@ def build_glance_set(
     *,
     limit: int | None = None,
     on_progress: Callable[[str], None] | None = None,
+    videos_dir: Path | None = None,
 ) -> GlanceSet:
-    """Decode (or load from ``cache_dir``) every video of ``data_dir``'s manifest."""
-    records = video_records(data_dir)[:limit]
+    """Decode (or load from ``cache_dir``) every video of ``data_dir`` (see ``video_records``)."""
+    head = package.heads[0].name
+    records = video_records(data_dir, package.labels.get(head), videos_dir)[:limit]
     where = cache_dir / cache_key(package, spec, teacher_cfg)
     where.mkdir(parents=True, exist_ok=True)
     teacher: Teacher | None = None
     items = []
     for rec in records:
-        target = where / (Path(rec["file"]).with_suffix("").as_posix().replace("/", "__") + ".npz")
+        stem = Path(rec.get("name", rec["file"])).with_suffix("").as_posix().replace("/", "__")
+        target = where / (stem + ".npz")
         if not target.is_file():
             teacher = teacher or Teacher(package, teacher_cfg)
             item = encode_video(data_dir / rec["file"], int(rec["label"]), spec, teacher)

@@ -1,6 +1,6 @@
 """Glance training losses and a step helper (pure torch: no data loading, no service imports).
 
-Losses follow ../shared/notes/glance-design.md §4 "Training":
+Losses follow docs/glance.md §6 (training):
 - saliency distillation ``KL(softmax_t(teacher_logp / τ) ‖ softmax_t(s))`` from the heavy model's
   per-window log-probability of the video's class, or, without a teacher cache, the Uni-AdaFocus
   MC objective (classify the saliency-weighted mix of per-snippet logits);

@@ -120,7 +120,7 @@ class Trainer:
         self.model.train()
         lr = self.set_lr(epoch_float)
         inputs = self.model_inputs(batch)
-        labels = self._to_device(batch["label"]).long()
+        labels = _targets(self._to_device(batch["label"]))
         use_avs = (
             self.cfg.avs_weight > 0
             and "audio_negative" in batch
@@ -137,7 +137,7 @@ class Trainer:
             else:
                 logits = self.model(*inputs)
             logits = logits[:, self._head].float()
-            ce = F.cross_entropy(logits, labels, label_smoothing=self.cfg.label_smoothing)
+            ce = _loss(logits, labels, self.cfg.label_smoothing)
             loss = ce if avs is None else ce + self.cfg.avs_weight * avs.float()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.state.step}")
@@ -148,7 +148,7 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        acc = (logits.argmax(1) == labels).float().mean().item()
+        acc = _hits(logits, labels).float().mean().item()
         return {
             "loss": loss.item(),
             "ce": ce.item(),
@@ -167,20 +167,24 @@ class Trainer:
         for batch in batches:
             with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.cfg.amp):
                 logits = self.model(*self.model_inputs(batch))[:, self._head].float()
-            y = self._to_device(batch["label"]).long()
-            losses.append(F.cross_entropy(logits, y, reduction="sum").item())
+            y = _targets(self._to_device(batch["label"]))
+            losses.append(_loss(logits, y, 0.0, reduction="sum").item())
             preds.append(logits.argmax(1).cpu())
             labels.append(y.cpu())
         if not labels:
             return {"top1": float("nan"), "loss": float("nan"), "count": 0, "per_class": []}
         p, y = torch.cat(preds), torch.cat(labels)
-        n_cls = self._head.stop or int(y.max().item()) + 1
+        multi = y.dim() == 2  # multi-label: a hit is a top-1 among the clip's positives
+        hit = y.gather(1, p[:, None])[:, 0] > 0 if multi else p == y
+        n_cls = y.shape[1] if multi else self._head.stop or int(y.max().item()) + 1
         per_class = []
         for c in range(n_cls):
-            m = y == c
-            per_class.append(float((p[m] == c).float().mean()) if m.any() else None)
+            m = y[:, c] > 0 if multi else y == c
+            per_class.append(
+                float((hit[m] if multi else p[m] == c).float().mean()) if m.any() else None
+            )
         return {
-            "top1": float((p == y).float().mean()),
+            "top1": float(hit.float().mean()),
             "loss": sum(losses) / len(y),
             "count": len(y),
             "per_class": per_class,
@@ -328,6 +332,28 @@ class Trainer:
         self.last_eval = meta.get("last_eval") or {}
         self._log({"event": "resume", "tag": tag, **asdict(self.state)})
         return True
+
+
+def _targets(labels: Tensor) -> Tensor:
+    """int64 class indices [B], or float multi-hot targets [B, C] of a multi-label set."""
+    return labels.float() if labels.dim() == 2 else labels.long()
+
+
+def _loss(logits: Tensor, labels: Tensor, smoothing: float, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy, or per-class sigmoid BCE for multi-hot targets (multi-label heads;
+    summed over classes, so ``reduction`` acts per clip like the cross-entropy's)."""
+    if labels.dim() == 2:
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none").sum(1)
+        return bce.sum() if reduction == "sum" else bce.mean()
+    return F.cross_entropy(logits, labels, label_smoothing=smoothing, reduction=reduction)
+
+
+def _hits(logits: Tensor, labels: Tensor) -> Tensor:
+    """Top-1 correct per clip: the argmax is the label, or one of the positives (multi-label)."""
+    top = logits.argmax(1)
+    if labels.dim() == 2:
+        return labels.gather(1, top[:, None])[:, 0] > 0
+    return top == labels
 
 
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service.api.logs import request_id_var
 from service.errors import HTTP_STATUS, AvserveError
@@ -97,6 +98,13 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return resp
 
 
+async def _client_gone(request: Request, exc: Exception) -> JSONResponse:
+    # A client abort, not a server error: its own code, no traceback, never `internal`.
+    return error_response(
+        "client_closed", "the client closed the connection", metrics=_metrics(request)
+    )
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)
     return error_response("internal", "internal server error", metrics=_metrics(request))
@@ -107,6 +115,7 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(ValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(Exception, _unexpected)
 
 

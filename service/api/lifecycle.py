@@ -18,6 +18,7 @@ class Lifecycle:
         self.drain_started_at: float | None = None
         self.active = 0  # requests being served, health and metrics excluded
         self.work = 0  # admitted work requests (classify, job submission)
+        self.receiving = 0  # work requests whose body is still arriving (not yet admitted)
 
     @property
     def ready(self) -> bool:

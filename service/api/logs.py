@@ -9,6 +9,8 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
+from service.redact import RedactingFilter
+
 # Set by the request middleware; every log record emitted while serving a request carries it.
 request_id_var: ContextVar[str | None] = ContextVar("avserve_request_id", default=None)
 
@@ -32,7 +34,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _RESERVED and key not in out and not key.startswith("_"):
                 out[key] = value
-        if record.exc_info:
+        if record.exc_text:  # set (and redacted) by RedactingFilter
+            out["exc"] = record.exc_text
+        elif record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
@@ -45,6 +49,7 @@ def configure_logging(level: str = "info", *, json_lines: bool = True) -> None:
         if json_lines
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(RedactingFilter())  # no URL query strings or credentials in any log line
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware, outermost first: request context, API-key auth, admission, body cap.
+"""Pure-ASGI middleware, outermost first: request context, API-key auth (then admission and
+the body guard: ``service.api.admission``).
 
 Pure ASGI (not ``BaseHTTPMiddleware``) so that uploads stream through untouched and a client
 disconnect still reaches the endpoint.
@@ -6,6 +7,7 @@ disconnect still reaches the endpoint.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
@@ -16,18 +18,24 @@ from collections.abc import Iterable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
-from service.api.lifecycle import Lifecycle
 from service.api.logs import request_id_var
-from service.errors import AvserveError
 from service.metrics import Metrics
+from service.queue.backend import ANONYMOUS
 
 log = logging.getLogger("avserve.access")
 
 REQUEST_ID_HEADER = "x-request-id"
-TIMEOUT_HEADER = "x-request-timeout"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probe and scrape paths: always open, never counted as in-flight, logged at debug level.
-OPEN_PREFIXES = ("/v2/health", "/v2/models", "/metrics", "/docs", "/redoc", "/openapi.json")
+OPEN_PREFIXES = (
+    "/v2/health",
+    "/v2/models",
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/ui/",  # the web page's files (its API calls carry the key)
+)
 WORK_ROUTES = frozenset({("POST", "/v1/classify"), ("POST", "/v1/jobs")})
 
 
@@ -39,7 +47,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _is_open(path: str) -> bool:
-    return path.startswith(OPEN_PREFIXES)
+    return path == "/" or path.startswith(OPEN_PREFIXES)  # "/": the web page
+
+
+def principal_for_key(key: str) -> str:
+    """The stable id of an API key: jobs and idempotency keys belong to it. A hash prefix, so
+    the key itself is never stored, logged or compared outside this module."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 class RequestContextMiddleware:
@@ -104,6 +118,7 @@ class RequestContextMiddleware:
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "client": (scope.get("client") or ("", 0))[0],
+                    "principal": scope.get("state", {}).get("principal"),
                 },
             )
             request_id_var.reset(token)
@@ -118,27 +133,35 @@ class ApiKeyMiddleware:
 
     def __init__(self, app: ASGIApp, keys: Iterable[str], metrics: Metrics | None = None) -> None:
         self.app = app
-        self.keys = [k.encode() for k in keys if k]
+        self.keys = [(k.encode(), principal_for_key(k)) for k in keys if k]
         self.metrics = metrics
 
-    def _authorised(self, scope: Scope) -> bool:
+    def _principal(self, scope: Scope) -> str | None:
+        """The matching key's id, or None (no key, or a wrong one)."""
         offered = _header(scope, b"x-api-key")
         auth = _header(scope, b"authorization")
         if offered is None and auth is not None and auth[:7].lower() == "bearer ":
             offered = auth[7:].strip()
         if not offered:
-            return False
+            return None
         candidate = offered.encode("latin-1", "replace")
-        ok = False
-        for key in self.keys:
-            ok |= hmac.compare_digest(candidate, key)
-        return ok
+        found = None
+        for key, principal in self.keys:
+            if hmac.compare_digest(candidate, key):
+                found = principal
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or _is_open(scope["path"]):
+        if scope["type"] != "http" or _is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
-        if not self._authorised(scope):
+        if not self.keys:
+            scope.setdefault("state", {})["principal"] = ANONYMOUS
+            await self.app(scope, receive, send)
+            return
+        principal = self._principal(scope)
+        scope.setdefault("state", {})["principal"] = principal
+        if principal is None:
             resp = error_response(
                 "unauthorized", "missing or invalid API key", metrics=self.metrics
             )
@@ -146,148 +169,3 @@ class ApiKeyMiddleware:
             await resp(scope, receive, send)
             return
         await self.app(scope, receive, send)
-
-
-class AdmissionMiddleware:
-    """Draining (503), the work-request concurrency cap (429) and per-request deadlines.
-
-    Every non-open request counts as active (a drain waits for it); work requests also count
-    against ``max_concurrent``. The deadline (absolute ``time.monotonic()``) goes to
-    ``request.state.deadline``: the default timeout, or ``X-Request-Timeout`` seconds capped at
-    ``max_timeout_s``.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        lifecycle: Lifecycle,
-        metrics: Metrics,
-        *,
-        max_concurrent: int,
-        timeout_s: float,
-        max_timeout_s: float,
-    ) -> None:
-        self.app = app
-        self.lifecycle = lifecycle
-        self.metrics = metrics
-        self.max_concurrent = max_concurrent
-        self.timeout_s = timeout_s
-        self.max_timeout_s = max_timeout_s
-
-    def _deadline(self, scope: Scope) -> float:
-        raw = _header(scope, TIMEOUT_HEADER.encode())
-        timeout = self.timeout_s
-        if raw is not None:
-            try:
-                timeout = float(raw)
-            except ValueError:
-                timeout = -1.0
-            if not 0 < timeout < float("inf"):
-                raise AvserveError(
-                    f"{TIMEOUT_HEADER} must be a positive number of seconds", code="invalid_request"
-                )
-            timeout = min(timeout, self.max_timeout_s)
-        return time.monotonic() + timeout
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_open(scope["path"]):
-            await self.app(scope, receive, send)
-            return
-        lc = self.lifecycle
-        is_work = (scope["method"], scope["path"].rstrip("/")) in WORK_ROUTES
-        try:
-            scope.setdefault("state", {})["deadline"] = self._deadline(scope)
-            if is_work and lc.draining:
-                raise AvserveError("server is shutting down", code="shutting_down", retry_after_s=1)
-            if is_work and lc.work >= self.max_concurrent:
-                raise AvserveError(
-                    f"too many concurrent requests (limit {self.max_concurrent})",
-                    code="overloaded",
-                    retry_after_s=1,
-                )
-        except AvserveError as e:
-            resp = error_response(
-                e.code, e.message, retry_after_s=e.retry_after_s, metrics=self.metrics
-            )
-            await resp(scope, receive, send)
-            return
-        lc.active += 1
-        if is_work:
-            lc.work += 1
-            self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            lc.active -= 1
-            if is_work:
-                lc.work -= 1
-                self.metrics.in_flight.dec()
-
-
-class BodyLimitMiddleware:
-    """Refuse bodies over the cap with 413 ``too_large``: early on ``Content-Length``, else
-    while streaming (the app's own answer is then replaced by the 413)."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_body_bytes: int,
-        max_upload_bytes: int,
-        upload_paths: Iterable[str] = ("/v1/classify",),
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.max_body = max_body_bytes
-        self.max_upload = max_upload_bytes
-        self.upload_paths = frozenset(upload_paths)
-
-    def _too_large(self, limit: int) -> ASGIApp:
-        msg = f"request body exceeds {limit} bytes"
-        return error_response("too_large", msg, metrics=self.metrics)
-
-    def _limit(self, scope: Scope) -> int:
-        ctype = _header(scope, b"content-type") or ""
-        if scope["path"].rstrip("/") in self.upload_paths and ctype.startswith("multipart/"):
-            return self.max_upload
-        return self.max_body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
-            await self.app(scope, receive, send)
-            return
-        limit = self._limit(scope)
-        declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._too_large(limit)(scope, receive, send)
-            return
-        seen = 0
-        exceeded = False
-        response_started = False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    exceeded = True
-                    raise AvserveError(f"request body exceeds {limit} bytes", code="too_large")
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal response_started
-            if exceeded:
-                return  # the app's answer to a truncated body is replaced by the 413 below
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:
-            if not exceeded:
-                raise
-        if exceeded and not response_started:
-            await self._too_large(limit)(scope, receive, send)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field, HttpUrl
 
 from service.schemas import ClassifyOptions
@@ -12,6 +14,14 @@ class HeadInfo(BaseModel):
     num_classes: int
     multi_label: bool = Field(description="Sigmoid per label (true) or softmax over labels.")
     labels: list[str]
+    temperature: float = Field(1.0, description="Fitted calibration temperature (1: none).")
+    min_confidence: float = Field(
+        0.0, description="Abstention threshold on the top known-class probability (0: none)."
+    )
+    background: str | None = Field(None, description="Label of the 'no class here' outcome.")
+    calibration_metrics: dict[str, Any] = Field(
+        default_factory=dict, description="ECE and abstention rates measured when fitted."
+    )
 
 
 class InputInfo(BaseModel):

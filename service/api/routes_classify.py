@@ -6,20 +6,22 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
-from starlette.datastructures import UploadFile
 
 from service.api.errors import COMMON_ERRORS, _resp
+from service.api.multipart_upload import receive_upload
 from service.api.responses import ClassifyUrlRequest
-from service.api.services import Services
+from service.api.tmp_budget import Reservation, TmpBudget
 from service.errors import AvserveError, CapacityError
-from service.media import save_upload
+from service.media import remove_quietly
+from service.notices import with_fetch_timing
 from service.schemas import ClassifyOptions, ClassifyResult, Priority
+from service.wiring import Services
 
 router = APIRouter(tags=["classify"])
 
@@ -47,35 +49,32 @@ _REQUEST_BODY: dict[str, Any] = {
 CLASSIFY_ERRORS = {
     **COMMON_ERRORS,
     403: _resp("URL points to a forbidden address (`url_forbidden`)."),
-    408: _resp("Decoding or fetching took too long (`timeout`)."),
+    408: _resp(
+        "Decoding or fetching took too long (`timeout`), or the request body arrived too "
+        "slowly (`body_timeout`)."
+    ),
     413: _resp("Upload or video too large or too long (`too_large`, `too_long`)."),
     415: _resp("Unsupported container or codec."),
     422: _resp("No video stream, undecodable or empty file, or unreachable URL."),
+    507: _resp("Temporary disk budget for uploads exhausted (`insufficient_storage`)."),
 }
 
 
-async def _chunks(upload: UploadFile) -> AsyncIterator[bytes]:
-    while chunk := await upload.read(_CHUNK):
-        yield chunk
-
-
 async def _save_upload(
-    request: Request, dest: Path, max_bytes: int
+    request: Request, dest: Path, max_bytes: int, reservation: Reservation
 ) -> tuple[Path, ClassifyOptions]:
-    async with request.form(max_files=1, max_fields=16, max_part_size=64 * 1024) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise AvserveError("multipart body needs a `file` part", code="invalid_request")
-        fields: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            if key == "file":
-                continue
-            if not isinstance(value, str):
-                raise AvserveError(f"form field {key!r} must not be a file", code="invalid_request")
-            fields[key] = value
-        options = ClassifyOptions.model_validate(fields)
-        path = await save_upload(_chunks(upload), dest, max_bytes)
-    return Path(path), options
+    path, fields = await receive_upload(
+        request.stream(),
+        request.headers.get("content-type", ""),
+        dest,
+        max_bytes=max_bytes,
+        reservation=reservation,
+    )
+    try:
+        return path, ClassifyOptions.model_validate(fields)
+    except BaseException:
+        remove_quietly(path)
+        raise
 
 
 async def _read_json(request: Request) -> ClassifyUrlRequest:
@@ -128,36 +127,63 @@ async def classify(request: Request) -> Any:
     settings = services.settings
     deadline: float = request.state.deadline
     ctype = request.headers.get("content-type", "").lower()
-    with tempfile.TemporaryDirectory(dir=settings.tmp_dir, prefix="avserve-") as tmp:
-        try:
-            async with asyncio.timeout(deadline - time.monotonic()):
-                url: str | None = None
-                path: Path | None = None
-                if ctype.startswith("multipart/form-data"):
-                    path, options = await _save_upload(
-                        request, Path(tmp), settings.max_upload_bytes
-                    )
-                elif ctype.startswith("application/json"):
-                    req = await _read_json(request)
-                    url = str(req.url)
-                    options = ClassifyOptions.model_validate(req.model_dump(exclude={"url"}))
-                else:
-                    raise AvserveError(
-                        "send multipart/form-data with a `file` part, or application/json with a "
-                        "`url`",
-                        code="invalid_request",
-                    )
-
-                async def work() -> ClassifyResult:
-                    video = await services.fetch(url, Path(tmp)) if url is not None else path
-                    assert video is not None
-                    return await services.classifier.classify(
-                        video, options, priority=Priority.INTERACTIVE, deadline=deadline
-                    )
-
-                result = await _run(request, work())
-        except TimeoutError:
-            raise CapacityError("request deadline exceeded", code="deadline_exceeded") from None
+    budget: TmpBudget = request.app.state.tmp_budget
+    declared = request.headers.get("content-length", "")
+    reservation = budget.reserve(int(declared) if declared.isdigit() else None)
+    try:
+        with tempfile.TemporaryDirectory(dir=settings.tmp_dir, prefix="avserve-") as tmp:
+            result = await _classify(request, services, Path(tmp), ctype, deadline, reservation)
+    finally:
+        reservation.release()  # the temp directory and the upload in it are gone
     if result is None:
         return Response(status_code=499)  # client closed the connection; nobody reads this
     return result
+
+
+async def _classify(
+    request: Request,
+    services: Services,
+    tmp: Path,
+    ctype: str,
+    deadline: float,
+    reservation: Reservation,
+) -> ClassifyResult | None:
+    settings = services.settings
+    try:
+        async with asyncio.timeout(deadline - time.monotonic()):
+            url: str | None = None
+            path: Path | None = None
+            if ctype.startswith("multipart/form-data"):
+                path, options = await _save_upload(
+                    request, tmp, settings.max_upload_bytes, reservation
+                )
+            elif ctype.startswith("application/json"):
+                req = await _read_json(request)
+                url = str(req.url)
+                options = ClassifyOptions.model_validate(req.model_dump(exclude={"url"}))
+                # The download lands in the same temp dir: leave the free-space floor.
+                request.app.state.tmp_budget.check_free(settings.fetch.max_bytes)
+            else:
+                raise AvserveError(
+                    "send multipart/form-data with a `file` part, or application/json with a `url`",
+                    code="invalid_request",
+                )
+
+            async def work() -> ClassifyResult:
+                if url is None:
+                    assert path is not None
+                    return await services.classify(
+                        path, options, priority=Priority.INTERACTIVE, deadline=deadline
+                    )
+                t0 = time.perf_counter()
+                # The download counts against the disk budget, like an upload.
+                video = await services.fetch(url, tmp, on_bytes=reservation.grow)
+                fetch_s = time.perf_counter() - t0
+                result = await services.classify(
+                    video, options, priority=Priority.INTERACTIVE, deadline=deadline
+                )
+                return with_fetch_timing(result, fetch_s)
+
+            return await _run(request, work())
+    except TimeoutError:
+        raise CapacityError("request deadline exceeded", code="deadline_exceeded") from None

@@ -9,6 +9,7 @@ from service.api.lifecycle import Lifecycle
 from service.api.responses import LiveStatus, ModelReadyStatus, ReadyStatus
 from service.errors import AvserveError
 from service.metrics import Metrics
+from service.registry import ModelRegistry
 
 router = APIRouter(tags=["health"])
 
@@ -46,11 +47,10 @@ async def ready(request: Request) -> ReadyStatus:
     summary="Readiness of one model (404 when not loaded).",
 )
 async def model_ready(name: str, request: Request) -> ModelReadyStatus:
-    registry = request.app.state.services.registry
-    if name not in registry.models:
-        raise AvserveError(f"unknown model {name!r}", code="model_not_found")
+    registry: ModelRegistry = request.app.state.services.registry
+    model = registry.get(name)
     _check_ready(request)
-    if not registry.models[name].ready:
+    if not model.ready:
         raise AvserveError(f"model {name!r} is not ready", code="not_ready")
     return ModelReadyStatus(name=name, ready=True)
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from service.api.job_checks import check_submission
 from service.errors import AvserveError
+from service.queue.backend import ANONYMOUS
 from service.queue.models import JobCreate, JobOut
-from service.queue.service import MAX_ITEMS_PAGE, JobService
+from service.queue.service import MAX_ITEM_OFFSET, MAX_ITEMS_PAGE, JobService
 from service.schemas import ErrorResponse
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -28,6 +30,11 @@ def _jobs(request: Request) -> JobService:
     return service
 
 
+def _principal(request: Request) -> str:
+    """The caller's key id (set by the API-key middleware); jobs are scoped to it."""
+    return str(getattr(request.state, "principal", ANONYMOUS))
+
+
 @router.post(
     "",
     status_code=202,
@@ -35,10 +42,14 @@ def _jobs(request: Request) -> JobService:
     summary="Submit a batch job",
     responses={
         400: _err("Invalid body or Idempotency-Key (`invalid_request`, `url_invalid`)."),
-        403: _err("Callback URL points at a forbidden address (`url_forbidden`)."),
+        403: _err("An item or callback URL points at a forbidden address (`url_forbidden`)."),
+        404: _err("Unknown model (`model_not_found`)."),
         409: _err("Idempotency-Key reused with a different body (`idempotency_conflict`)."),
         413: _err("Too many items (`too_large`)."),
-        429: _err("Queue full (`queue_full`): retry after `Retry-After` seconds."),
+        429: _err(
+            "Queue full (`queue_full`) or this API key's backlog quota reached "
+            "(`quota_exceeded`): retry after `Retry-After` seconds."
+        ),
         503: _err("Queue store unavailable (`queue_unavailable`)."),
     },
 )
@@ -52,7 +63,9 @@ async def create_job(
         description="Same key + same body returns the same job; another body gives 409.",
     ),
 ) -> JobOut:
-    job, created = await _jobs(request).submit(body, idempotency_key)
+    jobs = _jobs(request)
+    check_submission(request, body)
+    job, created = await jobs.submit(body, idempotency_key, principal=_principal(request))
     response.headers["Location"] = f"{router.prefix}/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -68,10 +81,12 @@ async def create_job(
 async def get_job(
     job_id: str,
     request: Request,
-    offset: int = Query(0, ge=0, description="First item index of the page."),
+    offset: int = Query(0, ge=0, le=MAX_ITEM_OFFSET, description="First item index of the page."),
     limit: int = Query(100, ge=0, le=MAX_ITEMS_PAGE, description="Items per page (0: none)."),
 ) -> JobOut:
-    return await _jobs(request).get(job_id, offset=offset, limit=limit)
+    return await _jobs(request).get(
+        job_id, offset=offset, limit=limit, principal=_principal(request)
+    )
 
 
 @router.get(
@@ -84,7 +99,7 @@ async def get_job(
     },
 )
 async def job_results(job_id: str, request: Request) -> StreamingResponse:
-    lines = await _jobs(request).open_results(job_id)
+    lines = await _jobs(request).open_results(job_id, principal=_principal(request))
     return StreamingResponse(lines, media_type="application/x-ndjson")
 
 
@@ -98,4 +113,4 @@ async def job_results(job_id: str, request: Request) -> StreamingResponse:
     },
 )
 async def cancel_job(job_id: str, request: Request) -> JobOut:
-    return await _jobs(request).cancel(job_id)
+    return await _jobs(request).cancel(job_id, principal=_principal(request))

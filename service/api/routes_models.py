@@ -6,15 +6,14 @@ from fastapi import APIRouter, Request
 
 from service.api.errors import errors_for
 from service.api.responses import HeadInfo, InputInfo, JobsInfo, ModelInfo, ModelList
-from service.errors import AvserveError
-from service.registry import LoadedModel, ModelRegistry
+from service.registry import ModelRegistry, ServedModel
 
 router = APIRouter(tags=["models"])
 
 _ERRORS = errors_for(401, 404)
 
 
-def describe(model: LoadedModel, registry: ModelRegistry) -> ModelInfo:
+def describe(model: ServedModel, registry: ModelRegistry) -> ModelInfo:
     pkg = model.package
     return ModelInfo(
         name=model.name,
@@ -30,6 +29,10 @@ def describe(model: LoadedModel, registry: ModelRegistry) -> ModelInfo:
                 num_classes=h.num_classes,
                 multi_label=h.multi_label,
                 labels=list(pkg.labels[h.name]),
+                temperature=pkg.config.head_calibration(h.name).temperature,
+                min_confidence=pkg.config.head_calibration(h.name).min_confidence,
+                background=pkg.config.head_calibration(h.name).background,
+                calibration_metrics=pkg.config.head_calibration(h.name).metrics,
             )
             for h in pkg.heads
         ],
@@ -57,6 +60,4 @@ async def list_models(request: Request) -> ModelList:
 )
 async def get_model(name: str, request: Request) -> ModelInfo:
     registry: ModelRegistry = request.app.state.services.registry
-    if name not in registry.models:
-        raise AvserveError(f"unknown model {name!r}", code="model_not_found")
-    return describe(registry.models[name], registry)
+    return describe(registry.get(name), registry)

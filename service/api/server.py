@@ -10,7 +10,11 @@ the wait for in-flight requests.
 from __future__ import annotations
 
 import logging
+import socket
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -19,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from service.api.lifecycle import Lifecycle
+from service.errors import AvserveError
 
 log = logging.getLogger("avserve.serve")
 
@@ -70,8 +75,54 @@ class DrainingServer(uvicorn.Server):
             )
 
 
-def run_server(app: FastAPI, host: str, port: int) -> int:
-    """Serve ``app`` (built by ``create_app``) until drained; returns the exit code."""
+@dataclass
+class ServeOutcome:
+    code: int  # the process exit status
+    error: str | None = None  # why start-up failed, one line (None when it did not)
+
+
+class _HideStartupTraceback(logging.Filter):
+    """Starlette hands uvicorn the formatted traceback of a failed lifespan start-up, which
+    uvicorn logs as an error; without debug logging the CLI prints one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Traceback (most recent call last)")
+
+
+def _record_startup_failure(app: FastAPI, failures: list[BaseException]) -> None:
+    """Wrap the app's lifespan so that an exception raised before it yields is kept."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        started = False
+        try:
+            async with inner(a) as state:
+                started = True
+                yield state
+        except BaseException as e:
+            if not started:
+                failures.append(e)
+            raise
+
+    app.router.lifespan_context = lifespan
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, AvserveError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def run_server(
+    app: FastAPI, host: str, port: int, *, sock: socket.socket | None = None
+) -> ServeOutcome:
+    """Serve ``app`` (built by ``create_app``) until drained.
+
+    ``sock``: a listening socket bound beforehand (``service.startup.bind_listener``), so a
+    port clash is reported before the models load; else uvicorn binds ``host:port`` itself.
+    A failed start-up (models, warm-up, job queue) gives exit status 2 and its reason.
+    """
     settings = app.state.settings
     config = uvicorn.Config(
         app,
@@ -89,5 +140,24 @@ def run_server(app: FastAPI, host: str, port: int) -> int:
         drain_delay_s=settings.drain_delay_s,
         grace_s=settings.shutdown_grace_s,
     )
-    server.run()
-    return 0 if server.started else 1
+    failures: list[BaseException] = []
+    _record_startup_failure(app, failures)
+    hide = None if settings.log_level == "debug" else _HideStartupTraceback()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if hide is not None:
+        uvicorn_log.addFilter(hide)
+    try:
+        server.run(sockets=[sock] if sock is not None else None)
+    except SystemExit:
+        # uvicorn exits the process itself when the lifespan start-up fails (status 3);
+        # the caller prints why and exits with 2 instead.
+        if server.started or not failures:
+            raise
+    finally:
+        if hide is not None:
+            uvicorn_log.removeFilter(hide)
+    if server.started:
+        return ServeOutcome(0)
+    if failures:
+        return ServeOutcome(2, _one_line(failures[0]))
+    return ServeOutcome(1, "the server did not start (see the log above)")

@@ -1,36 +1,52 @@
-"""``avserve classify PATH...``: the serving pipeline on local files, without the HTTP layer."""
+"""``avserve classify PATH...``: the serving pipeline on local files, without the HTTP layer.
+
+Paths are checked before the model loads. Output (``service.cli.classify_output``) keeps the
+input order in every format. Exit status: 0 when every file was classified, 1 when any file
+failed (the count goes to stderr), 2 for a usage or configuration problem.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from service.errors import AvserveError
+    from service.schemas import ClassifyOptions, ClassifyResult
+    from service.settings import Settings
+
+    Outcome = ClassifyResult | AvserveError
 
 
 async def _classify_all(
     files: list[Path],
-    options: Any,
-    settings: Any,
+    options: ClassifyOptions,
+    settings: Settings,
     concurrency: int,
-    emit_json: bool,
-) -> list[tuple[Path, Any]]:
+    on_result: Callable[[int, Outcome], None] | None = None,
+) -> list[tuple[Path, Outcome]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from service.errors import AvserveError
-    from service.media import DecodePool
-    from service.pipeline import Pipeline
+    from service.metrics import Metrics
+    from service.wiring import start_services
 
-    registry = await asyncio.to_thread(settings.load_registry, None, options.model)
-    model = registry.get(options.model)
-    results: list[tuple[Path, Any]] = []
+    # No more decode processes than videos in flight; no job service.
     workers = min(concurrency, settings.media.decode_workers)
-    async with DecodePool(workers, settings.media_policy()) as pool:
-        await registry.start()
-        pipeline = Pipeline(model.package, pool, model.batcher.infer, settings.pipeline_config())
+    settings = settings.model_copy(
+        update={"media": settings.media.model_copy(update={"decode_workers": workers})}
+    )
+    # No warm-up: a batch of files amortises the first call, and one file would pay it twice.
+    services = await start_services(
+        settings, Metrics(), jobs=False, default_model=options.model, warmup=False
+    )
+    results: list[tuple[Path, Outcome]] = []
+    try:
         sem = asyncio.Semaphore(concurrency)
         show_bar = len(files) > 1 and sys.stderr.isatty()
         with Progress(
@@ -43,58 +59,23 @@ async def _classify_all(
         ) as progress:
             task = progress.add_task("classifying", total=len(files))
 
-            async def one(path: Path) -> None:
+            async def one(index: int, path: Path) -> None:
                 async with sem:
-                    outcome: Any
+                    outcome: Outcome
                     try:
-                        outcome = await pipeline.classify(path, options)
+                        outcome = await services.classify(path, options)
                     except AvserveError as e:
                         outcome = e
                     results.append((path, outcome))
-                    if emit_json:
-                        print(json.dumps(_json_line(path, outcome)), flush=True)
+                    if on_result is not None:
+                        on_result(index, outcome)
                     progress.advance(task)
 
-            await asyncio.gather(*(one(f) for f in files))
-        await registry.close()
+            await asyncio.gather(*(one(i, f) for i, f in enumerate(files)))
+    finally:
+        await services.close(settings.shutdown_grace_s)
     order = {p: i for i, p in enumerate(files)}
     return sorted(results, key=lambda r: order[r[0]])
-
-
-def _json_line(path: Path, outcome: Any) -> dict[str, Any]:
-    from service.errors import AvserveError
-
-    if isinstance(outcome, AvserveError):
-        return {"file": str(path), "error": outcome.to_dict()}
-    return {"file": str(path), **outcome.model_dump(mode="json")}
-
-
-def _summary(results: list[tuple[Path, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from service.errors import AvserveError
-
-    table = Table(title="avserve classify")
-    for col in ("file", "top label", "score", "policy", "k", "audio", "GMACs (% dense)", "ms"):
-        table.add_column(col)
-    for path, r in results:
-        if isinstance(r, AvserveError):
-            table.add_row(path.name, f"[red]{r.code}[/red]", "", "", "", "", "", r.message[:40])
-            continue
-        head = next(iter(r.heads.values()))
-        best = head[0]
-        table.add_row(
-            path.name,
-            best.label,
-            f"{best.score:.3f}",
-            r.policy,
-            str(r.k),
-            r.audio,
-            f"{r.compute.gmacs:.2f} ({100 * r.compute.fraction_of_dense:.1f}%)",
-            f"{r.timings_ms['total']:.0f}",
-        )
-    Console(stderr=True).print(table)
 
 
 def register(app: typer.Typer) -> None:
@@ -113,30 +94,52 @@ def register(app: typer.Typer) -> None:
         runtime: str | None = typer.Option(None, help="eager | torchscript | onnx"),
         device: str | None = typer.Option(None, help="cpu | cuda | auto"),
         concurrency: int = typer.Option(2, min=1, help="Videos in flight at once."),
-        as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout."),
+        output_format: str = typer.Option(
+            "table",
+            "--format",
+            help="table (aligned, full names), tsv (tab-separated with a header) or json "
+            "(one object per file); always in input order.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     ) -> None:
-        """Classify local videos with the same pipeline the HTTP service runs."""
+        """Classify local videos with the same pipeline the HTTP service runs.
+
+        Exit status: 0 all classified, 1 some files failed, 2 usage or configuration error.
+        """
+        from service.cli.classify_output import OrderedJsonWriter, write_table, write_tsv
         from service.media.files import expand_paths
         from service.schemas import ClassifyOptions
-        from service.settings import Settings
+        from service.startup import StartupError, check_model_dir, load_settings
 
+        chosen = "json" if as_json else output_format
+        if chosen not in ("table", "tsv", "json"):
+            raise typer.BadParameter(f"{chosen!r}: use table, tsv or json", param_hint="--format")
+        missing = [p for p in paths if not p.exists()]
+        for p in missing:
+            typer.echo(f"avserve classify: no such file or folder: {p}", err=True)
+        if missing:
+            raise typer.Exit(2)
         files = expand_paths(paths)
         if not files:
-            raise typer.BadParameter("no video files found")
-        overrides: dict[str, Any] = {}
-        if model_dir is not None:
-            overrides["model_dir"] = model_dir
-        if runtime is not None:
-            overrides["runtime"] = runtime
-        if device is not None:
-            overrides["device"] = device
-        settings = Settings(**overrides)
+            typer.echo("avserve classify: no video files found", err=True)
+            raise typer.Exit(2)
         try:
             options = ClassifyOptions(policy=policy, k=k, top_k=top_k, model=model)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from e
-        results = asyncio.run(_classify_all(files, options, settings, concurrency, as_json))
-        if not as_json:
-            _summary(results)
+        try:
+            settings = load_settings(model_dir=model_dir, runtime=runtime, device=device)
+            check_model_dir(settings)
+        except StartupError as e:
+            typer.echo(f"avserve classify: {e}", err=True)
+            raise typer.Exit(2) from None
+        writer = OrderedJsonWriter(files) if chosen == "json" else None
+        results = asyncio.run(_classify_all(files, options, settings, concurrency, writer))
+        if chosen == "table":
+            write_table(results)
+        elif chosen == "tsv":
+            write_tsv(results)
         failed = sum(1 for _, r in results if not hasattr(r, "heads"))
-        raise typer.Exit(code=1 if failed == len(results) else 0)
+        if failed:
+            typer.echo(f"avserve classify: {failed} of {len(results)} files failed", err=True)
+        raise typer.Exit(code=1 if failed else 0)

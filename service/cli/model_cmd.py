@@ -21,7 +21,9 @@ _err = Console(stderr=True)
 
 
 class ImportFormat(StrEnum):
-    pyslowfast = "pyslowfast"
+    pyslowfast = "pyslowfast"  # PySlowFast / PyAVSlowFast .pyth (cfg embedded)
+    pytorchvideo = "pytorchvideo"  # PyTorchVideo model-zoo SlowFast .pyth
+    caffe2 = "caffe2"  # PySlowFast Caffe2-era SlowFast .pkl
 
 
 class ExportFormat(StrEnum):
@@ -132,14 +134,38 @@ def _glance_info(cfg: dict[str, Any], k: int, clip_gmacs: float) -> dict[str, An
     }
 
 
-def _read_labels(path: Path) -> list[str] | dict[str, list[str]]:
-    text = path.read_text()
-    if path.suffix == ".json":
-        data = json.loads(text)
-        if isinstance(data, list | dict):
-            return data
-        raise ValueError("a JSON labels file holds a list or {head: [labels]}")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _detect_format(checkpoint: Path) -> ImportFormat:
+    from models.checkpoint_detect import detect_format
+
+    found = detect_format(checkpoint)
+    if found is None:
+        raise ValueError(
+            f"{checkpoint}: not a PySlowFast, PyTorchVideo or Caffe2 SlowFast checkpoint "
+            "(pass --format to say which it is)"
+        )
+    _err.print(f"format: {found} (detected)")
+    return ImportFormat(found)
+
+
+def _choose_labels(
+    spec: str | None, fmt: ImportFormat, heads: list[tuple[str, int]], dataset: str | None
+) -> list[str] | dict[str, list[str]] | None:
+    """``--labels`` when given; else a shipped set the checkpoint surely uses; else warn."""
+    from models.labels import guess_label_set, label_sets, load_label_set, resolve_labels
+
+    if spec is not None:
+        return resolve_labels(spec)
+    guess = guess_label_set(fmt.value, heads[0][1], dataset) if len(heads) == 1 else None
+    if guess is not None:
+        _err.print(f"labels: {guess} (a {heads[0][1]}-class {fmt.value} checkpoint)")
+        return load_label_set(guess)
+    classes = sum(n for _, n in heads)
+    _err.print(
+        f"[yellow]warning:[/yellow] no --labels and no shipped label set matches {classes} "
+        f"classes: they will be named class_0..class_{classes - 1}. Pass --labels FILE "
+        f"(one name per line, or JSON) or a shipped set ({', '.join(label_sets())})."
+    )
+    return None
 
 
 @model_app.command("import")
@@ -149,31 +175,48 @@ def import_cmd(
     ],
     out: Annotated[Path, typer.Option(help="Package directory to write.")],
     fmt: Annotated[
-        ImportFormat, typer.Option("--format", help="Checkpoint format.")
-    ] = ImportFormat.pyslowfast,
+        ImportFormat | None,
+        typer.Option("--format", help="Checkpoint format (default: detected from the file)."),
+    ] = None,
     arch: Annotated[
-        str | None, typer.Option(help="Named architecture (when the file has no cfg).")
+        str | None,
+        typer.Option(help="Named architecture (files without a cfg: sets alpha and frames)."),
     ] = None,
     labels: Annotated[
-        Path | None,
-        typer.Option(exists=True, dir_okay=False, help="Labels: one per line, or JSON."),
+        str | None,
+        typer.Option(
+            help="A shipped label set (kinetics400) or a file: one name per line, or JSON. "
+            "Default: chosen when the format and class count make it certain."
+        ),
     ] = None,
     name: Annotated[
         str | None, typer.Option(help="Package name (default: checkpoint file stem).")
     ] = None,
     version: Annotated[str, typer.Option(help="Package version.")] = "1",
 ) -> None:
-    """Import an official PySlowFast/PyAVSlowFast checkpoint as a model package."""
+    """Import a PySlowFast/PyAVSlowFast, PyTorchVideo or Caffe2 checkpoint as a model package."""
     from models.checkpoint import CheckpointError, import_pyslowfast
+    from models.checkpoint_caffe2 import import_caffe2
+    from models.checkpoint_pytorchvideo import import_pytorchvideo
     from models.package import PackageError, save_package
 
     if arch is not None:
         _check_arch(arch)
+    importers = {
+        ImportFormat.pyslowfast: import_pyslowfast,
+        ImportFormat.pytorchvideo: import_pytorchvideo,
+        ImportFormat.caffe2: import_caffe2,
+    }
     try:
-        result = import_pyslowfast(checkpoint, arch=arch)
-        label_data = _read_labels(labels) if labels else None
+        if fmt is None:
+            fmt = _detect_format(checkpoint)
+        result = importers[fmt](checkpoint, arch=arch)
         if result.report.mismatched or result.report.new:
             raise _fail(f"checkpoint does not fit the architecture: {result.report.summary()}")
+        config = result.model.config
+        dataset = (result.source_cfg or {}).get("TRAIN", {}).get("DATASET")
+        heads = [(h.name, h.num_classes) for h in config.heads]
+        label_data = _choose_labels(labels, fmt, heads, dataset)
         save_package(
             out,
             result.model,
@@ -186,7 +229,10 @@ def import_cmd(
         )
     except (CheckpointError, PackageError, ValueError, OSError) as e:
         raise _fail(str(e)) from e
-    typer.echo(f"wrote {out} ({result.report.summary()})")
+    typer.echo(
+        f"wrote {out} ({result.report.summary()}; arch {config.name}: {config.slow_frames} "
+        f"Slow / {config.fast_frames} Fast frames, {config.total_classes} classes)"
+    )
 
 
 @model_app.command("export")

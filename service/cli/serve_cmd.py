@@ -1,53 +1,79 @@
-"""``avserve serve``: start the HTTP gateway (see ``service.api.server`` for the drain logic)."""
+"""``avserve serve``: start the HTTP gateway (see ``service.api.server`` for the drain logic).
+
+Start-up order: settings (validated) -> model folder checked -> listening socket bound ->
+models loaded and warmed up -> "ready". Any configuration problem ends here with one line and
+exit status 2 (``service.startup``); the traceback only with ``--log-level debug``.
+"""
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
-from typing import Any
 
 import typer
 
 
 def serve(
-    host: str | None = typer.Option(None, help="Bind address [env AVSERVE_HOST, 127.0.0.1]."),
-    port: int | None = typer.Option(None, help="Port [env AVSERVE_PORT, 8000]."),
+    host: str | None = typer.Option(
+        None, help="Bind address (env AVSERVE_HOST; default 127.0.0.1)."
+    ),
+    port: int | None = typer.Option(None, help="Port (env AVSERVE_PORT; default 8000)."),
     model_dir: Path | None = typer.Option(
-        None, help="Model package or directory of packages [env AVSERVE_MODEL_DIR, models/zoo]."
+        None,
+        help="Model package or folder of packages (env AVSERVE_MODEL_DIR; default: the bundled "
+        "models/zoo).",
     ),
     runtime: str | None = typer.Option(
-        None, help="eager | torchscript | onnx [env AVSERVE_RUNTIME, eager]."
+        None, help="eager, torchscript or onnx (env AVSERVE_RUNTIME; default eager)."
     ),
     device: str | None = typer.Option(
-        None, help="cpu | cuda | cuda:N | auto [env AVSERVE_DEVICE]."
+        None, help="cpu, cuda, cuda:N or auto (env AVSERVE_DEVICE; default auto)."
     ),
-    log_level: str | None = typer.Option(None, help="debug | info | warning | error."),
+    log_level: str | None = typer.Option(
+        None, help="debug, info, warning or error (env AVSERVE_LOG_LEVEL; default info)."
+    ),
 ) -> None:
     """Start the HTTP gateway (settings from AVSERVE_* env vars and .env; flags win)."""
-    from pydantic import ValidationError
+    from service.startup import (
+        EXIT_CONFIG,
+        StartupError,
+        bind_listener,
+        check_api_keys,
+        check_model_dir,
+        check_tmp_dir,
+        debug_requested,
+        load_settings,
+    )
+
+    settings = None
+    try:
+        settings = load_settings(
+            host=host,
+            port=port,
+            model_dir=model_dir,
+            runtime=runtime,
+            device=device,
+            log_level=log_level,
+        )
+        check_model_dir(settings)
+        check_api_keys(settings)
+        check_tmp_dir(settings)
+        sock = bind_listener(settings.host, settings.port)
+    except StartupError as e:
+        if debug_requested(settings, log_level):
+            traceback.print_exc()
+        typer.echo(f"avserve: {e}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
 
     from service.api import create_app
     from service.api.logs import configure_logging
     from service.api.server import run_server
-    from service.settings import Settings
 
-    overrides: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "model_dir": model_dir,
-        "runtime": runtime,
-        "device": device,
-        "log_level": log_level,
-    }
-    try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as e:
-        typer.echo(f"invalid settings:\n{e}", err=True)
-        raise typer.Exit(2) from None
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    code = run_server(create_app(settings), settings.host, settings.port)
-    if code:
-        typer.echo("avserve failed to start (see the log above)", err=True)
-    raise typer.Exit(code)
+    outcome = run_server(create_app(settings), settings.host, settings.port, sock=sock)
+    if outcome.error is not None:
+        typer.echo(f"avserve: cannot start: {outcome.error}", err=True)
+    raise typer.Exit(outcome.code)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,26 +1,18 @@
-"""``avserve worker``: process batch-job items from Redis Streams until SIGTERM."""
+"""``avserve worker``: process batch-job items from Redis Streams until SIGTERM.
+
+``avserve worker --check`` is the liveness probe: it exits 1 unless a worker on this machine
+beat into the heartbeat file recently (``service.queue.liveness``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import os
+from pathlib import Path
 from typing import Any
 
 import typer
-
-
-def _base_config() -> Any:
-    """QueueConfig from the service settings (env ``AVSERVE_*``/``REDIS_URL``)."""
-    from service.queue.config import QueueConfig
-
-    try:
-        from service.settings import Settings
-    except ImportError:  # settings not importable: plain defaults + REDIS_URL
-        url = os.environ.get("AVSERVE_REDIS_URL") or os.environ.get("REDIS_URL")
-        return QueueConfig(redis_url=url)
-    return Settings().queue_config()
 
 
 def register(app: typer.Typer) -> None:
@@ -64,13 +56,34 @@ def register(app: typer.Typer) -> None:
             [], help="CIDR a callback may reach although private (repeatable; tests only)."
         ),
         log_level: str = typer.Option("info", help="debug, info, warning, error."),
+        health_file: Path | None = typer.Option(
+            None,
+            help="Heartbeat file the event loop rewrites, for --check "
+            "(default: avserve-worker.heartbeat in the temp directory).",
+        ),
+        check: bool = typer.Option(
+            False,
+            "--check",
+            help="Liveness probe: exit 0 when the worker's heartbeat file is fresh, else 1.",
+        ),
     ) -> None:
         """Run a queue worker: read job items, classify them, report results (until SIGTERM)."""
-        from service.queue.runner import load_factory, pipeline_processor, run_worker
+        from service.queue import liveness
+
+        health_file = health_file or liveness.DEFAULT_HEALTH_FILE
+        if check:
+            problem = liveness.check(health_file)
+            typer.echo(problem or "alive", err=problem is not None)
+            raise typer.Exit(1 if problem else 0)
+        from service.queue.runner import load_factory, run_worker
+        from service.settings import Settings
 
         logging.basicConfig(
             level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        from service.redact import install_redaction
+
+        install_redaction()  # item URLs (presigned signatures) never reach the log in full
         overrides: dict[str, Any] = {
             "redis_url": redis_url,
             "prefix": prefix,
@@ -89,9 +102,11 @@ def register(app: typer.Typer) -> None:
         }
         try:
             config = dataclasses.replace(
-                _base_config(), **{k: v for k, v in overrides.items() if v is not None}
+                Settings().queue_config(), **{k: v for k, v in overrides.items() if v is not None}
             )
-            factory = load_factory(processor) if processor else pipeline_processor
+            # The default, the classify pipeline, comes from the composition root (torch and
+            # all); a processor named on the command line skips importing it.
+            factory = load_factory(processor or "service.wiring:job_processor")
         except (ValueError, ImportError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
@@ -101,7 +116,7 @@ def register(app: typer.Typer) -> None:
         from service.errors import AvserveError
 
         try:
-            asyncio.run(run_worker(config, factory))
+            asyncio.run(run_worker(config, factory, health_file=health_file))
         except (AvserveError, RuntimeError) as exc:  # e.g. no model package, no pipeline
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from exc

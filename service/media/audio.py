@@ -119,6 +119,11 @@ class AudioReader:
         self._eof = False
         self._errors = 0
 
+    @property
+    def decode_errors(self) -> int:
+        """Corrupt audio packets skipped so far."""
+        return self._errors
+
     def windows(
         self, spans: Sequence[tuple[float, float]], out_rate: int, out_samples: int
     ) -> np.ndarray:

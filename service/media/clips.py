@@ -23,6 +23,7 @@ from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import clamp_start
 from service.media.imaging import crop_resize
 from service.media.policy import MediaPolicy
+from service.media.signals import silence_to_zeros
 from service.media.types import (
     ClipBatch,
     ClipSpec,
@@ -108,18 +109,22 @@ def read_clips(
             converted[k] = cached
         frames[k, j] = cached[1]
 
-    decoded = 0
+    decoded = errors = 0
+    coverage, silent = 1.0, False
     if resolved:
         with open_input(path, policy) as container:
             try:
                 sampler = FrameSampler(container, info, policy, deadline)
                 sampler.sample(instants, emit)
                 decoded = sampler.stats.decoded_frames
+                errors, coverage = sampler.stats.decode_errors, sampler.stats.coverage
                 converted.clear()
                 if info.audio is not None:
                     spans = [(r.start_s, r.end_s) for r in resolved]
                     reader = AudioReader(container, info, policy, deadline)
                     audio = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
+                    audio, silent = silence_to_zeros(audio)
+                    errors += reader.decode_errors
             except (MediaError, AvserveError):
                 raise
             except Exception as e:
@@ -130,4 +135,7 @@ def read_clips(
         windows=resolved,
         audio_present=info.audio is not None,
         decoded_frames=decoded,
+        audio_silent=silent,
+        decode_errors=errors,
+        coverage=coverage,
     )

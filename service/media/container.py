@@ -46,6 +46,27 @@ def _refuse_nested_open(url: str, flags: int, options: dict[str, Any]) -> NoRetu
     )
 
 
+def container_family(fobj: Any) -> str | None:
+    """The container family the first bytes announce (MP4/MOV, Matroska/WebM, AVI, Ogg), or
+    None. Used only to choose the better error for a file FFmpeg could not open: one that
+    starts like a known container but has a damaged or missing header is truncated or corrupt
+    (422), not an unknown format (415)."""
+    try:
+        fobj.seek(0)
+        head = fobj.read(12)
+    except OSError:
+        return None
+    if head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip"):
+        return "an MP4/MOV file"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "a Matroska/WebM file"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "an AVI file"
+    if head[:4] == b"OggS":
+        return "an Ogg file"
+    return None
+
+
 def format_names(container: av.container.InputContainer) -> set[str]:
     """FFmpeg's demuxer name is a comma list ("mov,mp4,m4a,3gp,3g2,mj2")."""
     return {n.strip() for n in container.format.name.split(",")}
@@ -93,6 +114,13 @@ def open_input(path: Path, policy: MediaPolicy) -> Iterator[av.container.InputCo
                 "unsupported or unrecognised container format", code="unsupported_container"
             ) from e
         except av.error.InvalidDataError as e:
+            family = container_family(fobj)
+            if family is not None:  # a known container whose header or index is damaged
+                raise MediaError(
+                    f"the file starts like {family} but its header or index cannot be read: "
+                    "it is probably truncated (an incomplete upload or download) or corrupt",
+                    code="undecodable",
+                ) from e
             raise MediaError(
                 "not a recognised media file (no known container format)",
                 code="unsupported_container",

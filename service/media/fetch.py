@@ -13,9 +13,12 @@ or cancellation the temp file is removed.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import socket
 import ssl
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,11 +26,18 @@ from types import TracebackType
 import httpx
 
 from service.errors import FetchError
-from service.media.netguard import parse_networks, resolve_checked
+from service.media.netguard import (
+    ALLOW_HINT,
+    forbidden_reason,
+    parse_networks,
+    resolve_checked,
+)
 from service.media.policy import FetchPolicy
 from service.media.upload import remove_quietly
+from service.redact import redact_text
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+OnBytes = Callable[[int], None]
 _MAX_URL = 8192
 
 
@@ -65,7 +75,7 @@ def check_url(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as e:
-        raise FetchError(f"invalid URL: {e}", code="url_invalid") from e
+        raise FetchError(f"invalid URL: {redact_text(str(e))}", code="url_invalid") from None
     if parsed.scheme not in ("http", "https"):
         raise FetchError("only http and https URLs can be fetched", code="url_invalid")
     if not parsed.host:
@@ -73,6 +83,36 @@ def check_url(url: str) -> httpx.URL:
     if parsed.userinfo:
         raise FetchError("credentials in URLs are not accepted", code="url_invalid")
     return parsed
+
+
+def _literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as an IP literal names, in any spelling the resolver takes
+    (``127.0.0.1``, ``127.1``, ``2130706433``, ``0x7f.1``, ``[::1]``); None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+        try:  # inet_aton accepts the legacy shorthands getaddrinfo would resolve
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def precheck_url(url: str, policy: FetchPolicy) -> None:
+    """What can be refused without DNS: the URL's shape, credentials, and a host that is a
+    forbidden IP literal. Used at job submission; ``fetch_url`` checks again (and resolves)."""
+    parsed = check_url(url)
+    address = _literal_ip(parsed.host)
+    if address is None or _exempt(parsed, policy):
+        return
+    why = forbidden_reason(address, parse_networks(policy.allow_private_networks))
+    if why is not None:
+        raise FetchError(
+            f"the URL names a {why} address, which is not allowed{ALLOW_HINT}",
+            code="url_forbidden",
+        )
 
 
 def _exempt(url: httpx.URL, policy: FetchPolicy) -> bool:
@@ -88,7 +128,7 @@ def _host_header(url: httpx.URL) -> str:
 
 
 async def _stream_body(
-    response: httpx.Response, dest: Path, policy: FetchPolicy
+    response: httpx.Response, dest: Path, policy: FetchPolicy, on_bytes: OnBytes | None
 ) -> tuple[Path, int]:
     declared = response.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > policy.max_bytes:
@@ -108,6 +148,8 @@ async def _stream_body(
                         f"the resource is larger than the limit of {policy.max_bytes} bytes",
                         code="too_large",
                     )
+                if on_bytes is not None:
+                    on_bytes(len(chunk))  # a disk budget may refuse before the write
                 await asyncio.to_thread(f.write, chunk)
     except BaseException:
         remove_quietly(path)
@@ -115,7 +157,9 @@ async def _stream_body(
     return path, total
 
 
-async def _fetch(url: str, dest_dir: Path, policy: FetchPolicy) -> FetchedFile:
+async def _fetch(
+    url: str, dest_dir: Path, policy: FetchPolicy, on_bytes: OnBytes | None
+) -> FetchedFile:
     allowed = parse_networks(policy.allow_private_networks)
     current = check_url(url)
     timeout = httpx.Timeout(policy.timeout_s)
@@ -151,19 +195,29 @@ async def _fetch(url: str, dest_dir: Path, policy: FetchPolicy) -> FetchedFile:
                         f"the server answered HTTP {response.status_code}",
                         code="url_unreachable",
                     )
-                path, size = await _stream_body(response, dest_dir, policy)
+                path, size = await _stream_body(response, dest_dir, policy, on_bytes)
                 return FetchedFile(path, size, str(current), response.headers.get("content-type"))
             finally:
                 await response.aclose()
     raise FetchError(f"more than {policy.max_redirects} redirects", code="url_unreachable")
 
 
-async def fetch_url(url: str, dest_dir: Path, policy: FetchPolicy | None = None) -> FetchedFile:
-    """Download ``url`` into a new temp file under ``dest_dir``. Raises FetchError."""
+async def fetch_url(
+    url: str,
+    dest_dir: Path,
+    policy: FetchPolicy | None = None,
+    *,
+    on_bytes: OnBytes | None = None,
+) -> FetchedFile:
+    """Download ``url`` into a new temp file under ``dest_dir``. Raises FetchError.
+
+    ``on_bytes(n)`` is called before each chunk is written (a disk budget); whatever it raises
+    aborts the download, and the temp file is removed.
+    """
     policy = policy or FetchPolicy()
     try:
         async with asyncio.timeout(policy.timeout_s):
-            return await _fetch(url, Path(dest_dir), policy)
+            return await _fetch(url, Path(dest_dir), policy, on_bytes)
     except TimeoutError as e:
         raise FetchError(f"fetching took longer than {policy.timeout_s:g} s", code="timeout") from e
     except httpx.TimeoutException as e:

@@ -61,6 +61,13 @@ _BLOCKS: tuple[tuple[IPNetwork, str], ...] = tuple(
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+# Appended to every refusal of a private address: the operator's way to allow on-premise sources.
+ALLOW_HINT = (
+    " (an operator can allow on-premise sources with the setting "
+    "AVSERVE_FETCH__ALLOW_PRIVATE_NETWORKS, e.g. 10.0.0.0/8)"
+)
+
+
 def parse_networks(cidrs: Sequence[str]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
@@ -112,7 +119,7 @@ async def resolve_checked(
             why = forbidden_reason(address, allowed)
             if why is not None:
                 raise FetchError(
-                    f"{host!r} resolves to a {why} address, which is not allowed",
+                    f"{host!r} resolves to a {why} address, which is not allowed{ALLOW_HINT}",
                     code="url_forbidden",
                 )
     return ResolvedHost(host, port, addresses[0])

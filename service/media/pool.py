@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any
 
 import service
 from service.errors import AvserveError, CapacityError, MediaError
+from service.media import wire
 from service.media.policy import MediaPolicy
 from service.media.types import (
     ClipBatch,
@@ -79,11 +81,11 @@ class _Worker:
             self.kill()
             raise AvserveError("decode worker did not start in time", code="internal")
         try:
-            kind, _pid = self.conn.recv()
-        except (EOFError, OSError) as e:
+            greeting = wire.recv(self.conn)
+        except (EOFError, OSError, wire.WireError) as e:
             self.kill()
             raise AvserveError(f"decode worker failed to start: {e}", code="internal") from e
-        if kind != "ready":
+        if greeting is None or greeting[0] != "ready":
             self.kill()
             raise AvserveError("decode worker sent a bad greeting", code="internal")
 
@@ -92,22 +94,31 @@ class _Worker:
         return self.proc.pid
 
     def call(self, op: str, args: tuple[Any, ...], timeout_s: float) -> tuple[str, Any]:
-        """Run one job; returns ("ok", result), ("err", error), ("crashed", rc) or ("timeout",)."""
+        """Run one job; returns ("ok", result), ("err", error), ("crashed", rc) or ("timeout",).
+
+        Replies are decoded by ``service.media.wire`` (data only): a worker that answers
+        anything else is treated like a crashed one.
+        """
         self.jobs += 1
         try:
-            self.conn.send(("job", op, args))
-            if not self.conn.poll(timeout_s):
+            wire.send(self.conn, "job", {"op": op, "args": args})
+            reply = wire.recv(self.conn, time.monotonic() + timeout_s)
+            if reply is None:
                 self.kill()
                 return ("timeout", None)
-            reply: tuple[str, Any] = self.conn.recv()
-            return reply
-        except (EOFError, OSError):
+            kind, value = reply
+            if kind == "ok":
+                return ("ok", value)
+            if kind == "err":
+                return ("err", wire.error_from(value))
+            raise wire.WireError(f"unexpected reply {kind!r}")
+        except (EOFError, OSError, wire.WireError):
             self.kill()
             return ("crashed", self.proc.returncode)
 
     def stop(self, grace_s: float = 1.0) -> None:
         with contextlib.suppress(OSError, EOFError):
-            self.conn.send(("stop",))
+            wire.send(self.conn, "stop")
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(grace_s)
         self.kill()

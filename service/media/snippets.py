@@ -20,6 +20,7 @@ from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import snippet_times
 from service.media.imaging import squash
 from service.media.policy import MediaPolicy
+from service.media.signals import silence_to_zeros
 from service.media.types import GlanceSnippets, MediaInfo, SnippetSpec
 from service.media.video import FrameSampler
 
@@ -50,6 +51,7 @@ def read_snippets(
     audio = np.zeros((count, spec.audio_samples), np.float32)
     last: dict[int, tuple[av.VideoFrame, np.ndarray]] = {}  # repeated frames convert once
     reformatter = VideoReformatter()
+    silent, audio_errors = False, 0
 
     def emit(i: int, t: float, frame: av.VideoFrame) -> None:
         cached = last.get(0)
@@ -69,6 +71,8 @@ def read_snippets(
                 spans = [(c - half, c + half) for c in times.tolist()]
                 reader = AudioReader(container, info, policy, deadline)
                 audio = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
+                audio, silent = silence_to_zeros(audio)
+                audio_errors = reader.decode_errors
         except (MediaError, AvserveError):
             raise
         except Exception as e:
@@ -80,4 +84,7 @@ def read_snippets(
         audio_present=info.audio is not None,
         decoded_frames=sampler.stats.decoded_frames,
         extra={"frame_times_s": frame_times, "seeks": sampler.stats.seeks},
+        audio_silent=silent,
+        decode_errors=sampler.stats.decode_errors + audio_errors,
+        coverage=sampler.stats.coverage,
     )

@@ -2,8 +2,8 @@
 
 Times are seconds on the video stream's own clock, starting at 0 for the first frame.
 Pixel coordinates are in the *display* frame, i.e. after rotation metadata was applied.
-Arrays are plain numpy so that they pickle cheaply between processes; model-side
-normalisation (float conversion, mean/std, log-mel) happens in ``models.preprocess``.
+Arrays are plain numpy: they cross the decode-pool boundary as raw buffers (``wire``);
+model-side normalisation (float conversion, mean/std, log-mel) happens in ``models.preprocess``.
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ class ClipBatch:
 
     frames: uint8 [K, num_frames, crop, crop, 3] RGB
     audio:  float32 [K, audio_samples] mono 16 kHz in [-1, 1]; zeros when the file has no audio
+    or when these windows are digitally silent (``audio_silent``, see ``service.media.signals``)
     """
 
     frames: np.ndarray
@@ -149,6 +150,9 @@ class ClipBatch:
     windows: list[ResolvedWindow]
     audio_present: bool
     decoded_frames: int = 0  # frames the decoder produced to serve this batch (cost metric)
+    audio_silent: bool = False  # an audio stream exists but these windows carry no sound
+    decode_errors: int = 0  # corrupt packets skipped (video and audio)
+    coverage: float = 1.0  # share of the duration whose frames decode (< 1: truncated/corrupt)
 
 
 @dataclass(frozen=True)
@@ -178,3 +182,11 @@ class GlanceSnippets:
     audio_present: bool
     decoded_frames: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    audio_silent: bool = False  # an audio stream exists but every snippet is digital silence
+    decode_errors: int = 0  # corrupt packets skipped (video and audio)
+    coverage: float = 1.0  # share of the duration whose frames decode (< 1: truncated/corrupt)
+
+    @property
+    def audio_usable(self) -> bool:
+        """Audio the glance should listen to: a stream exists and it is not silent."""
+        return self.audio_present and not self.audio_silent

@@ -46,6 +46,8 @@ class SampleStats:
     decoded_frames: int = 0
     seeks: int = 0
     last_frame_s: float | None = None  # time of the last frame decoded before EOF, if reached
+    decode_errors: int = 0  # corrupt packets skipped
+    coverage: float = 1.0  # share of the duration the decodable frames cover (EOF reached early)
 
 
 class FrameSampler:
@@ -150,6 +152,7 @@ class FrameSampler:
                     frames += self.stream.decode(None)
             except (av.error.InvalidDataError, av.error.ArgumentError) as e:
                 self._errors += 1
+                self.stats.decode_errors += 1
                 if self._errors > self.policy.max_decode_errors:
                     if self.stats.decoded_frames == 0:
                         raise_media_error(e, "decoding video")
@@ -341,6 +344,7 @@ class FrameSampler:
         last_t = prev[0]
         self.stats.last_frame_s = last_t
         covered = (last_t + 1.0 / self.fps) / max(self.info.duration_s, 1e-9)
+        self.stats.coverage = min(covered, 1.0)
         if covered < self.policy.min_coverage:
             raise MediaError(
                 f"only {covered:.0%} of the video decodes (corrupt or truncated file)",

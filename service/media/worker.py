@@ -3,8 +3,9 @@
 Started by :class:`service.media.pool.DecodePool` as a fresh interpreter (not a fork, and not
 multiprocessing's spawn, which would re-import the parent's ``__main__`` and with it torch):
 it imports only numpy, PyAV and ``service.media``. It talks to the pool over an inherited
-socket with ``multiprocessing.connection`` framing: ("job", op, args) in, ("ok", result) or
-("err", AvserveError) out. The address-space limit (RLIMIT_AS) is set before the first job.
+socket with ``multiprocessing.connection`` framing and the data-only ``service.media.wire``
+format (never pickle): a "job" message (op, args) in, "ok" (result) or "err" (class, code,
+message) out. The address-space limit (RLIMIT_AS) is set before the first job.
 """
 
 from __future__ import annotations
@@ -37,28 +38,46 @@ def run_job(op: str, args: tuple[Any, ...]) -> Any:
     raise ValueError(f"unknown decode job {op!r}")
 
 
-def serve(conn: Connection) -> None:
+def _reply(conn: Connection, op: str, args: tuple[Any, ...]) -> None:
     from service.errors import AvserveError, MediaError
+    from service.media import wire
 
-    conn.send(("ready", os.getpid()))
+    try:
+        result = run_job(op, args)
+    except AvserveError as e:
+        wire.send(conn, "err", wire.error_value(e))
+        return
+    except MemoryError:
+        too_big = MediaError("decoding exceeded the memory limit", code="too_large")
+        wire.send(conn, "err", wire.error_value(too_big))
+        return
+    except Exception as e:  # a bug, not bad input: typed, and the worker keeps serving
+        bug = AvserveError(f"decode worker error: {type(e).__name__}: {e}")
+        wire.send(conn, "err", wire.error_value(bug))
+        return
+    try:
+        wire.send(conn, "ok", result)
+    except TypeError as e:  # encoded fully before the first byte is sent: nothing half-sent
+        wire.send(conn, "err", wire.error_value(AvserveError(f"decode worker error: {e}")))
+
+
+def serve(conn: Connection) -> None:
+    from service.media import wire
+
+    wire.send(conn, "ready", os.getpid())
     while True:
         try:
-            message = conn.recv()
-        except (EOFError, OSError):
-            return  # the pool went away
-        if message[0] == "stop":
+            message = wire.recv(conn)
+        except (EOFError, OSError, wire.WireError):
+            return  # the pool went away (or spoke garbage: it will replace this worker)
+        assert message is not None  # no deadline: recv waits
+        kind, value = message
+        if kind == "stop":
             return
-        _, op, args = message
+        if kind != "job" or not isinstance(value, dict) or not isinstance(value.get("args"), tuple):
+            return
         try:
-            reply: tuple[str, Any] = ("ok", run_job(op, args))
-        except AvserveError as e:
-            reply = ("err", e)
-        except MemoryError:
-            reply = ("err", MediaError("decoding exceeded the memory limit", code="too_large"))
-        except Exception as e:  # a bug, not bad input: typed, and the worker keeps serving
-            reply = ("err", AvserveError(f"decode worker error: {type(e).__name__}: {e}"))
-        try:
-            conn.send(reply)
+            _reply(conn, str(value.get("op")), value["args"])
         except (EOFError, OSError):
             return
 

@@ -21,6 +21,9 @@ JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 ItemState = Literal["queued", "running", "done", "failed", "cancelled"]
 FinalItemState = Literal["done", "failed", "cancelled"]
 TERMINAL_JOB_STATES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+# Owner of jobs submitted without authentication (auth off), and of jobs stored before
+# owners were recorded.
+ANONYMOUS = "anonymous"
 
 
 class BackendUnavailable(AvserveError):
@@ -62,6 +65,9 @@ class NewJob:
     body_hash: str
     idempotency_key: str | None
     created_at: float
+    # The submitting principal (an API-key id, never the key). Idempotency keys, reads and
+    # the backlog quota are scoped to it.
+    owner: str = ANONYMOUS
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,7 @@ class JobRecord:
     callback_attempts: int
     callback_error: str | None
     expires_in_s: float | None
+    owner: str = ANONYMOUS
 
     @property
     def pending(self) -> int:
@@ -158,7 +165,8 @@ class JobBackend(Protocol):
     # -- gateway side ------------------------------------------------------------------
     async def submit(self, job: NewJob) -> SubmitOutcome:
         """Store the job and enqueue its items atomically; raise ``idempotency_conflict`` /
-        ``queue_full`` AvserveErrors. Returns only once the write was accepted."""
+        ``queue_full`` / ``quota_exceeded`` AvserveErrors. Idempotency keys are looked up
+        within ``job.owner`` only. Returns only once the write was accepted."""
         ...
 
     async def get_job(self, job_id: str) -> JobRecord | None: ...

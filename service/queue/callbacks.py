@@ -33,6 +33,7 @@ from service.queue.config import QueueConfig
 from service.queue.items import persist
 from service.queue.metrics import WorkerMetrics
 from service.queue.models import job_out
+from service.redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ class CallbackSender:
             try:
                 resp = await self._post(target, body, job_id)
             except httpx.HTTPError as exc:
-                last_error, last_status = f"{type(exc).__name__}: {exc}"[:300], None
+                last_error = redact_text(f"{type(exc).__name__}: {exc}")[:300]
+                last_status = None
                 continue
             last_status = resp.status_code
             if 200 <= resp.status_code < 300:

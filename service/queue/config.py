@@ -41,6 +41,9 @@ class QueueConfig:
     # Limits.
     max_items_per_job: int = 10_000
     max_queue_length: int = 100_000  # unfinished items over both lanes; above it: 429 queue_full
+    # Unfinished items one principal (API key) may have queued; above it: 429 quota_exceeded.
+    # None: twice max_items_per_job, capped at max_queue_length.
+    max_backlog_per_principal: int | None = None
     result_ttl_s: float = 86_400.0  # job keys live this long after their last change
     stream_maxlen: int = 1_000_000  # XADD MAXLEN ~ safety cap (acked entries are trimmed sooner)
     dead_letter_maxlen: int = 100_000
@@ -107,6 +110,10 @@ class QueueConfig:
         }.items():
             if value < 0:
                 raise ValueError(f"QueueConfig.{name} must be >= 0, got {value!r}")
+        quota = self.max_backlog_per_principal
+        if quota is not None and quota < self.max_items_per_job:
+            # A full-size job could then never be accepted: a permanent 429 is a config bug.
+            raise ValueError("max_backlog_per_principal must be >= max_items_per_job")
         if self.heartbeat_interval_s >= self.visibility_timeout_s:
             # In-flight items are re-claimed every heartbeat; a longer interval would let the
             # reaper steal work from healthy workers.
@@ -126,6 +133,13 @@ class QueueConfig:
     @property
     def runs_embedded_worker(self) -> bool:
         return self.embedded_worker if self.embedded_worker is not None else not self.uses_redis
+
+    @property
+    def principal_quota(self) -> int:
+        """Unfinished items one principal may have queued (see ``max_backlog_per_principal``)."""
+        if self.max_backlog_per_principal is not None:
+            return self.max_backlog_per_principal
+        return min(2 * self.max_items_per_job, self.max_queue_length)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}:{name}"

@@ -21,6 +21,7 @@ from service.queue.backend import BackendUnavailable, Delivery, FinishOutcome, J
 from service.queue.config import QueueConfig
 from service.queue.consumer import Backoff
 from service.queue.metrics import WorkerMetrics
+from service.redact import redact_text, redact_url
 from service.schemas import ClassifyOptions
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,9 @@ class ItemHandler:
             error = {"code": "timeout", "message": "processing the item took too long"}
             retryable = "timeout" in self._config.retryable_codes
         except Exception as exc:
-            log.exception("processor failed on %s", d.url)
-            error = {"code": "internal", "message": f"{type(exc).__name__}: {exc}"[:500]}
+            log.exception("processor failed on %s", redact_url(d.url))
+            message = redact_text(f"{type(exc).__name__}: {exc}")
+            error = {"code": "internal", "message": message[:500]}
             retryable = "internal" in self._config.retryable_codes
         else:
             record = self._record(consumer, d, t0, result=result)

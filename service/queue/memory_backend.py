@@ -51,7 +51,8 @@ class MemoryBackend:
         }
         self._dead: deque[dict[str, str]] = deque(maxlen=config.dead_letter_maxlen)
         self._jobs: dict[str, MemJob] = {}
-        self._idempotency: dict[str, tuple[str, str, float]] = {}  # key -> (job, hash, expiry)
+        # (owner, key) -> (job, hash, expiry): one principal's keys never match another's
+        self._idempotency: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._counters: Counter[str] = Counter()
         self._workers: dict[str, float] = {}
         self._changed = asyncio.Event()
@@ -92,6 +93,7 @@ class MemoryBackend:
             callback_attempts=job.callback_attempts,
             callback_error=job.callback_error,
             expires_in_s=max(0.0, job.expires_at - self._clock()),
+            owner=job.owner,
         )
 
     def _complete_if_finished(self, job: MemJob, now: float) -> bool:
@@ -110,7 +112,7 @@ class MemoryBackend:
     # -- gateway side ------------------------------------------------------------------
     async def submit(self, job: NewJob) -> SubmitOutcome:
         now_m = self._clock()
-        key = job.idempotency_key
+        key = None if job.idempotency_key is None else (job.owner, job.idempotency_key)
         if key is not None and key in self._idempotency:
             job_id, body_hash, expiry = self._idempotency[key]
             if expiry > now_m and self._job(job_id) is not None:
@@ -130,6 +132,18 @@ class MemoryBackend:
                 code="queue_full",
                 retry_after_s=30.0,
             )
+        owned = sum(
+            j.total - j.done - j.failed - j.cancelled
+            for j in self._jobs.values()
+            if j.owner == job.owner and j.expires_at > now_m
+        )
+        quota = self._config.principal_quota
+        if owned + len(job.urls) > quota:
+            raise CapacityError(
+                f"this API key already has {owned} unfinished items queued (quota {quota})",
+                code="quota_exceeded",
+                retry_after_s=30.0,
+            )
         state = MemJob(
             job_id=job.job_id,
             lane=job.lane,
@@ -139,6 +153,7 @@ class MemoryBackend:
             created_at=job.created_at,
             updated_at=job.created_at,
             expires_at=now_m + self._config.result_ttl_s,
+            owner=job.owner,
         )
         self._jobs[job.job_id] = state
         stream = self._streams[job.stream]

@@ -9,7 +9,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.queue.backend import JobStatus
+from service.queue.backend import ANONYMOUS, JobStatus
 
 
 @dataclass
@@ -47,6 +47,7 @@ class MemJob:
     callback_url: str | None
     created_at: float
     expires_at: float  # monotonic
+    owner: str = ANONYMOUS
     status: JobStatus = "queued"
     done: int = 0
     failed: int = 0

@@ -3,7 +3,8 @@
 Key layout under ``<prefix>:`` (see docs/queue.md): ``stream:high``/``stream:batch`` item
 streams read by one consumer group, ``stream:callbacks`` completion callbacks,
 ``stream:dead`` dead letters, ``job:<id>`` job hash plus ``:items`` (final records),
-``:urls``, ``:started`` and ``:errors``, ``idem:<sha256>`` idempotency keys, ``stats``
+``:urls``, ``:started`` and ``:errors``, ``idem:<sha256(owner, key)>`` idempotency keys,
+``owner:<sha256(owner)>:jobs`` each principal's job ids (backlog quota), ``stats``
 (queue-wide counters) and ``workers`` (heartbeats). All job keys carry the result TTL.
 """
 
@@ -130,12 +131,16 @@ class RedisBackend:
             "created_at": repr(job.created_at),
             "updated_at": repr(job.created_at),
             "options": job.options_json,
+            "owner": job.owner,
         }
         if job.callback_url:
             fields["callback_url"] = job.callback_url
         flat = [x for kv in fields.items() for x in kv]
         key = job.idempotency_key
-        idem_key = self._k(f"idem:{hashlib.sha256((key or '').encode()).hexdigest()}")
+        # Keys are scoped to the owner: another principal's identical key is another key.
+        scoped = f"{job.owner}\n{key or ''}"
+        idem_key = self._k(f"idem:{hashlib.sha256(scoped.encode()).hexdigest()}")
+        owner_key = self._k(f"owner:{hashlib.sha256(job.owner.encode()).hexdigest()[:32]}:jobs")
         keys = [
             *self._job_keys(job.job_id),
             self._k(job.stream),
@@ -143,6 +148,7 @@ class RedisBackend:
             self._k("stats"),
             self._k(c.high_stream),
             self._k(c.batch_stream),
+            owner_key,
         ]
         args = [
             job.job_id,
@@ -153,6 +159,8 @@ class RedisBackend:
             c.stream_maxlen,
             "1" if key is not None else "0",
             len(flat),
+            c.principal_quota,
+            self._k("job:"),
             *flat,
             *job.urls,
         ]
@@ -167,6 +175,13 @@ class RedisBackend:
             raise CapacityError(
                 f"the job queue is full ({value} items waiting)",
                 code="queue_full",
+                retry_after_s=30.0,
+            )
+        if code == -3:
+            raise CapacityError(
+                f"this API key already has {value} unfinished items queued "
+                f"(quota {c.principal_quota})",
+                code="quota_exceeded",
                 retry_after_s=30.0,
             )
         if code == 1 and c.wait_replicas > 0:

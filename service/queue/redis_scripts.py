@@ -61,10 +61,15 @@ local function backlog(key, group)
 end
 """
 
-# KEYS: 1-5 job keys, 6 lane stream, 7 idempotency key, 8 stats, 9 high stream, 10 batch stream
+# KEYS: 1-5 job keys, 6 lane stream, 7 idempotency key (scoped to the owner), 8 stats,
+#       9 high stream, 10 batch stream, 11 the owner's set of job ids
 # ARGV: 1 job id, 2 group, 3 body hash, 4 ttl ms, 5 max queue, 6 maxlen, 7 use idempotency,
-#       8 n job-hash args, 9.. job hash field/value pairs, then the urls
-# Returns {1, id} created | {0, id} replay | {-1, id} key reused with another body | {-2, backlog}
+#       8 n job-hash args, 9 owner quota, 10 job-hash key prefix, 11.. job hash field/value
+#       pairs, then the urls
+# Returns {1, id} created | {0, id} replay | {-1, id} key reused with another body |
+#         {-2, backlog} queue full | {-3, owned} owner quota reached
+# The owner's unfinished items are summed over its job set (finished or expired jobs are
+# dropped from it on the way), so the count heals itself whatever happened to a job.
 SUBMIT = (
     _JOB_HELPERS
     + _BACKLOG
@@ -81,17 +86,29 @@ if ARGV[7] == '1' then
     return {-1, prev_job}
   end
 end
-local first_url = 9 + nf
+local first_url = 11 + nf
 local n = #ARGV - first_url + 1
 local queued = backlog(KEYS[9], group) + backlog(KEYS[10], group)
 if queued + n > max_queue then return {-2, tostring(queued)} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 9, 8 + nf))
+local owned = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[11])) do
+  local j = redis.call('HMGET', ARGV[10] .. id, 'total', 'done', 'failed', 'cancelled')
+  local left = 0
+  if j[1] then
+    left = tonumber(j[1]) - tonumber(j[2] or 0) - tonumber(j[3] or 0) - tonumber(j[4] or 0)
+  end
+  if left > 0 then owned = owned + left else redis.call('SREM', KEYS[11], id) end
+end
+if owned + n > tonumber(ARGV[9]) then return {-3, tostring(owned)} end
+redis.call('HSET', KEYS[1], unpack(ARGV, 11, 10 + nf))
 for i = first_url, #ARGV do
   redis.call('RPUSH', KEYS[3], ARGV[i])
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*',
              'job', job_id, 'item', tostring(i - first_url), 'url', ARGV[i])
 end
 touch_job(ttl)
+redis.call('SADD', KEYS[11], job_id)
+redis.call('PEXPIRE', KEYS[11], ttl)
 if ARGV[7] == '1' then redis.call('SET', KEYS[7], job_id .. ' ' .. body_hash, 'PX', ttl) end
 redis.call('HINCRBY', KEYS[8], 'jobs_submitted', 1)
 redis.call('HINCRBY', KEYS[8], 'items_submitted', n)

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.queue.backend import BackendUnavailable, JobRecord, StreamStats
+from service.queue.backend import ANONYMOUS, BackendUnavailable, JobRecord, StreamStats
 from service.queue.config import QueueConfig
 
 T = TypeVar("T")
@@ -141,4 +141,5 @@ def job_record(h: dict[str, str], ttl_ms: int) -> JobRecord:
         callback_attempts=int(h.get("callback_attempts", 0)),
         callback_error=h.get("callback_error") or None,
         expires_in_s=ttl_ms / 1000 if ttl_ms > 0 else None,
+        owner=h.get("owner") or ANONYMOUS,
     )

@@ -1,4 +1,5 @@
-"""Running a worker process: processor loading, signals, metrics endpoint (``avserve worker``)."""
+"""Running a worker process: processor loading, signals, liveness heartbeat, metrics endpoint
+(``avserve worker``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import importlib
 import inspect
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -19,6 +20,7 @@ from service.queue.callbacks import CallbackSender
 from service.queue.config import QueueConfig
 from service.queue.consumer import Backoff
 from service.queue.items import JobProcessor
+from service.queue.liveness import heartbeat
 from service.queue.metrics import StatsCache, WorkerMetrics
 from service.queue.redis_backend import RedisBackend
 from service.queue.worker import Worker
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # A factory returns the processor, or an async context manager yielding it (to own resources
 # such as a decode pool), or an awaitable of either.
-ProcessorFactory = Callable[[], Any]
+_Made = JobProcessor | AbstractAsyncContextManager[JobProcessor]
+ProcessorFactory = Callable[[], _Made | Awaitable[_Made]]
 
 
 def load_factory(spec: str) -> ProcessorFactory:
@@ -35,7 +38,7 @@ def load_factory(spec: str) -> ProcessorFactory:
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"processor must look like 'package.module:callable', got {spec!r}")
-    factory = getattr(importlib.import_module(module_name), attr, None)
+    factory: ProcessorFactory | None = getattr(importlib.import_module(module_name), attr, None)
     if not callable(factory):
         raise ValueError(f"{spec!r} is not a callable")
     return factory
@@ -43,9 +46,8 @@ def load_factory(spec: str) -> ProcessorFactory:
 
 @asynccontextmanager
 async def open_processor(factory: ProcessorFactory) -> AsyncIterator[JobProcessor]:
-    made = factory()
-    if inspect.isawaitable(made):
-        made = await made
+    made_or_awaitable = factory()
+    made = await made_or_awaitable if inspect.isawaitable(made_or_awaitable) else made_or_awaitable
     if isinstance(made, AbstractAsyncContextManager):
         async with made as processor:
             yield processor
@@ -53,45 +55,18 @@ async def open_processor(factory: ProcessorFactory) -> AsyncIterator[JobProcesso
         yield made
 
 
-@asynccontextmanager
-async def pipeline_processor() -> AsyncIterator[JobProcessor]:
-    """WIRING POINT (pipeline): the real processor, built from the service settings.
-
-    Fetch through the SSRF guard, then ``Pipeline.classify`` with ``Priority.BATCH``: the
-    gateway's ``Services.classify_url`` already does exactly this, so the worker builds the
-    same services (models, decode pool) without the HTTP layer.
-    """
-    try:
-        importlib.import_module("service.pipeline")
-    except ModuleNotFoundError as exc:
-        raise RuntimeError(
-            "service.pipeline is not available yet: pass --processor module:factory"
-        ) from exc
-    from service.api.services import build_services
-    from service.metrics import Metrics
-    from service.schemas import Priority
-    from service.settings import Settings
-
-    settings = Settings()
-    services = await build_services(settings, Metrics())
-
-    async def processor(url: str, options: Any) -> dict[str, Any]:
-        result = await services.classify_url(url, options, priority=Priority.BATCH)
-        return result.model_dump(mode="json")
-
-    try:
-        yield processor
-    finally:
-        await services.close(settings.shutdown_grace_s)
-
-
 async def run_worker(
     config: QueueConfig,
     factory: ProcessorFactory,
     *,
     stop: asyncio.Event | None = None,
+    health_file: Path | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or ``stop``), then drain within ``config.shutdown_grace_s``."""
+    """Run until SIGTERM/SIGINT (or ``stop``), then drain within ``config.shutdown_grace_s``.
+
+    From the start (waiting for Redis and loading models included) the event loop beats into
+    ``health_file`` every ``config.heartbeat_interval_s``: what ``avserve worker --check`` reads.
+    """
     if config.redis_url is None:
         raise ValueError("`avserve worker` needs a Redis URL (REDIS_URL or --redis-url)")
     stop = stop or asyncio.Event()
@@ -106,6 +81,11 @@ async def run_worker(
     if config.metrics_port is not None:
         start_http_server(config.metrics_port, registry=registry)
     sender = CallbackSender(config)
+    beating = (
+        asyncio.create_task(heartbeat(health_file, config.heartbeat_interval_s))
+        if health_file is not None
+        else None
+    )
     try:
         # Survive a Redis that is not up yet (pod start order, restarts).
         backoff = Backoff(max_s=config.reconnect_backoff_max_s)
@@ -124,6 +104,10 @@ async def run_worker(
             log.info("stopping: finishing in-flight items (grace %.1fs)", config.shutdown_grace_s)
             await worker.stop(config.shutdown_grace_s)
     finally:
+        if beating is not None:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         await stats.stop()
         await sender.aclose()
         with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from service.errors import AvserveError
 from service.queue.backend import (
+    ANONYMOUS,
     TERMINAL_JOB_STATES,
     BackendUnavailable,
     JobBackend,
@@ -34,9 +35,18 @@ from service.queue.metrics import StatsCache, WorkerMetrics
 from service.queue.models import JobCreate, JobOut, item_out, job_out
 from service.queue.worker import Worker
 
-_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
 _RESULTS_PAGE = 500
 MAX_ITEMS_PAGE = 1000
+SUBMIT_ITEMS_PAGE = 100  # items listed in the answer to a submission (then items_next)
+# Item offsets are bounded in the API schema: past this no job has items (max_items_per_job
+# is capped at it too), and a huge offset must never reach Redis (LRANGE takes int64).
+MAX_ITEM_OFFSET = 1_000_000
+
+
+def is_job_id(job_id: str) -> bool:
+    """True for the ids this service hands out (32 lowercase hex digits, nothing else)."""
+    return _JOB_ID.fullmatch(job_id) is not None
 
 
 class JobService:
@@ -111,8 +121,11 @@ class JobService:
         }
 
     # -- API ---------------------------------------------------------------------------
-    async def submit(self, body: JobCreate, idempotency_key: str | None) -> tuple[JobOut, bool]:
-        """Accept a job; returns it and whether it was created (False: idempotent replay)."""
+    async def submit(
+        self, body: JobCreate, idempotency_key: str | None, *, principal: str = ANONYMOUS
+    ) -> tuple[JobOut, bool]:
+        """Accept a job for ``principal``; returns it and whether it was created (False: an
+        idempotent replay of the same principal's earlier submit)."""
         if len(body.items) > self.config.max_items_per_job:
             raise AvserveError(
                 f"a job may list at most {self.config.max_items_per_job} items",
@@ -138,26 +151,35 @@ class JobService:
                 body_hash=body.body_hash(),
                 idempotency_key=idempotency_key,
                 created_at=now,
+                owner=principal,
             )
         )
-        return await self.get(outcome.job_id, limit=0), outcome.created
+        # The answer lists the job's items (first page, like GET's default), not an empty page.
+        first_page = min(len(body.items), SUBMIT_ITEMS_PAGE)
+        job = await self.get(outcome.job_id, limit=first_page, principal=principal)
+        return job, outcome.created
 
-    async def get(self, job_id: str, *, offset: int = 0, limit: int = 100) -> JobOut:
+    async def get(
+        self, job_id: str, *, offset: int = 0, limit: int = 100, principal: str = ANONYMOUS
+    ) -> JobOut:
         """Status and progress, plus items ``[offset, offset+limit)`` (limit 0: none)."""
-        if offset < 0 or not 0 <= limit <= MAX_ITEMS_PAGE:
+        if not 0 <= offset <= MAX_ITEM_OFFSET or not 0 <= limit <= MAX_ITEMS_PAGE:
             raise AvserveError(
-                f"offset must be >= 0 and limit within 0..{MAX_ITEMS_PAGE}", code="invalid_request"
+                f"offset must be within 0..{MAX_ITEM_OFFSET} and limit within 0..{MAX_ITEMS_PAGE}",
+                code="invalid_request",
             )
-        job = await self._job(job_id)
+        job = await self._job(job_id, principal)
         items = await self.backend.get_items(job_id, offset, offset + limit) if limit else None
         return job_out(
             job, durable=self.backend.durable, now=self._clock(), items=items, offset=offset
         )
 
-    async def open_results(self, job_id: str) -> AsyncIterator[bytes]:
+    async def open_results(
+        self, job_id: str, *, principal: str = ANONYMOUS
+    ) -> AsyncIterator[bytes]:
         """Check the job exists (404 before any byte is sent), then stream its final items as
         JSON lines in item order."""
-        job = await self._job(job_id)
+        job = await self._job(job_id, principal)
 
         async def lines() -> AsyncIterator[bytes]:
             for start in range(0, job.total, _RESULTS_PAGE):
@@ -168,9 +190,9 @@ class JobService:
 
         return lines()
 
-    async def cancel(self, job_id: str) -> JobOut:
+    async def cancel(self, job_id: str, *, principal: str = ANONYMOUS) -> JobOut:
         """Cancel every item that has not started; running items finish normally."""
-        self._check_id(job_id)
+        await self._job(job_id, principal)  # another principal's job: 404, untouched
         job = await self.backend.cancel(job_id, self._clock())
         if job is None:
             raise AvserveError(f"no job {job_id}", code="job_not_found")
@@ -178,14 +200,13 @@ class JobService:
             raise AvserveError(f"job {job_id} already ended ({job.status})", code="conflict")
         return job_out(job, durable=self.backend.durable, now=self._clock())
 
-    def _check_id(self, job_id: str) -> None:
-        if not _JOB_ID.match(job_id):
-            raise AvserveError(f"no job {job_id}", code="job_not_found")
-
-    async def _job(self, job_id: str) -> JobRecord:
-        self._check_id(job_id)
+    async def _job(self, job_id: str, principal: str) -> JobRecord:
+        if not is_job_id(job_id):
+            raise AvserveError("no such job", code="job_not_found")
         job = await self.backend.get_job(job_id)
-        if job is None:
+        # Another principal's job answers exactly like an unknown one: its existence is not
+        # revealed either.
+        if job is None or job.owner != principal:
             raise AvserveError(f"no job {job_id} (unknown or expired)", code="job_not_found")
         return job
 

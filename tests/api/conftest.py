@@ -65,7 +65,6 @@ def pipeline_server(
 ) -> Iterator[ServerProcess]:
     """``avserve serve`` (real pipeline, tiny package) on loopback; the media server is on the
     fetch allow-list, nothing else private is."""
-    pytest.importorskip("service.pipeline", reason="needs the classify pipeline")
     env = {
         "AVSERVE_MODEL_DIR": str(tiny_model_dir),
         "AVSERVE_DEVICE": "cpu",

@@ -15,8 +15,8 @@ import torch
 from fastapi import FastAPI
 
 from service.api import create_app
-from service.api.services import Classifier
 from service.errors import AvserveError
+from service.registry import Classifier
 from service.schemas import (
     ClassifyOptions,
     ClassifyResult,

@@ -21,7 +21,7 @@ def main() -> int:
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
     app = create_app(settings, classifier=RecordingClassifier(delay_s=delay_s))
-    return run_server(app, "127.0.0.1", port)
+    return run_server(app, "127.0.0.1", port).code
 
 
 if __name__ == "__main__":

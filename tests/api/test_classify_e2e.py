@@ -18,7 +18,6 @@ from service.schemas import ClassifyResult
 from tests.api.servers import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-pytest.importorskip("service.pipeline", reason="needs the classify pipeline")
 
 
 @pytest.fixture
@@ -52,10 +51,10 @@ def counter(server: ServerProcess, name: str, **labels: str) -> float:
 @pytest.mark.parametrize(
     ("name", "audio", "size"),
     [
-        ("mdn-ie__flower.mp4", "present", (960, 540)),
+        ("mdn-ie__flower.mp4", "silent", (960, 540)),  # its AAC track is all zeros
         ("mmaction2__demo.mp4", "absent", (340, 256)),
         ("decord__video_90.mov", "absent", (320, 568)),  # rotated: display size
-        ("moviepy__no_duration.webm", "present", (1280, 720)),
+        ("moviepy__no_duration.webm", "silent", (1280, 720)),  # silent Opus (peak 0.0)
         ("mmaction2__test.avi", "present", (320, 240)),
     ],
 )
@@ -115,7 +114,12 @@ def test_a_url_on_the_test_allow_list_is_fetched_and_classified(
         timeout=120,
     )
     assert resp.status_code == 200, resp.text
-    assert ClassifyResult.model_validate(resp.json()).policy == "uniform"
+    result = ClassifyResult.model_validate(resp.json())
+    assert result.policy == "uniform"
+    # the download is a stage of the answer too, and only stages that ran are listed
+    assert next(iter(result.timings_ms)) == "fetch" and result.timings_ms["fetch"] > 0
+    assert result.timings_ms["total"] >= result.timings_ms["fetch"]
+    assert "glance_net" not in result.timings_ms and "saliency" not in result.timings_ms
     assert counter(server, "avserve_stage_duration_seconds_count", stage="fetch") >= 1
 
 
@@ -127,6 +131,20 @@ def test_loopback_urls_off_the_allow_list_are_forbidden(
         resp = httpx.post(f"{server.url}/v1/classify", json={"url": url}, timeout=60)
         assert resp.status_code == 403, resp.text
         assert resp.json()["error"]["code"] == "url_forbidden"
+        assert "AVSERVE_FETCH__ALLOW_PRIVATE_NETWORKS" in resp.json()["error"]["message"]
+
+
+def test_truncated_mp4_with_its_header_gets_the_truncation_error(
+    server: ServerProcess, media_dir: Path, tmp_path: Path
+) -> None:
+    # nasa_13013.mp4 keeps its index (moov) at the end: any cut loses it, the ftyp survives
+    data = (media_dir / "torchcodec__nasa_13013.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    resp = upload(server, cut)
+    assert resp.status_code == 422, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "undecodable" and "truncated" in error["message"]
 
 
 def test_concurrent_requests_all_run_through_the_batcher(

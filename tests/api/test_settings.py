@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from service.batcher import BatcherConfig
+from service.media.policy import FetchPolicy, MediaPolicy
+from service.pipeline_config import PipelineConfig
+from service.queue.config import QueueConfig
 from service.settings import Settings
 from service.settings_doc import replace_table, settings_markdown_table
 
@@ -103,3 +109,18 @@ def test_markdown_table_documents_every_setting() -> None:
 def test_readme_shows_the_current_settings_table() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     assert replace_table(readme) == readme, "run: python -m service.settings_doc README.md"
+
+
+def test_importing_settings_does_not_import_torch() -> None:
+    code = "import sys, service.settings; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_default_settings_give_the_layers_their_own_defaults() -> None:
+    """Each group default is read from its layer's config, so nothing is written twice."""
+    s = Settings()
+    assert s.batcher_config() == BatcherConfig()
+    assert s.queue_config() == QueueConfig()
+    assert s.fetch_policy() == FetchPolicy()
+    assert s.media_policy() == MediaPolicy()
+    assert s.pipeline_config() == PipelineConfig()

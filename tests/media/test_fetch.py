@@ -122,6 +122,8 @@ async def test_urls_into_the_internal_network_are_forbidden(tmp_path: Path, url:
     with pytest.raises(FetchError) as err:
         await fetch_url(url, tmp_path, FetchPolicy())
     assert err.value.code == "url_forbidden"
+    # the refusal names the setting that allows on-premise sources
+    assert "AVSERVE_FETCH__ALLOW_PRIVATE_NETWORKS" in err.value.message
 
 
 # -- a real HTTP server on loopback ------------------------------------------------------------

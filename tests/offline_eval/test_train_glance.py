@@ -21,7 +21,8 @@ from offline.glance.distill import _batch
 from service.glance import GlanceRunner
 from service.inline_decoder import InlineDecoder
 from service.media import MediaPolicy, probe, read_snippets
-from service.pipeline import Pipeline, PipelineConfig
+from service.pipeline import Pipeline
+from service.pipeline_config import PipelineConfig
 from service.policies import GlancePolicy, PolicyConfig
 from service.schemas import ClassifyOptions
 

@@ -13,7 +13,7 @@ import pytest
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.errors import AvserveError, CapacityError
 from service.metrics import Metrics
-from service.runtimes import InputSpec, TensorSpec
+from service.runtime_spec import InputSpec, TensorSpec
 from service.schemas import Priority
 
 T, S, N = 2, 4, 8

@@ -15,7 +15,8 @@ from models.flops import model_gmacs
 from service.errors import AvserveError
 from service.inline_decoder import InlineDecoder
 from service.media import DecodePool, MediaPolicy
-from service.pipeline import Pipeline, PipelineConfig
+from service.pipeline import Pipeline
+from service.pipeline_config import PipelineConfig
 from service.schemas import ClassifyOptions, Priority
 
 from .conftest import LABELS
@@ -66,12 +67,13 @@ async def test_result_reports_what_was_looked_at(
     scores = r.heads["kinetics"]
     assert [s.label for s in scores] == [LABELS[s.index] for s in scores] and len(scores) == 3
     assert scores[0].score >= scores[1].score >= scores[2].score
-    assert r.audio == "present" and r.video.width == 960 and r.video.height == 540
+    # flower.mp4's AAC track is all zeros: digital silence, not sound
+    assert r.audio == "silent" and r.video.width == 960 and r.video.height == 540
     for w in r.windows or []:
         assert 0 <= w.start_s < w.end_s <= r.video.duration_s + 1e-3
         x, y, bw, bh = w.box
         assert x >= 0 and y >= 0 and x + bw <= 960 and y + bh <= 540
-    assert sum(w.saliency for w in r.windows or []) == pytest.approx(1.0)
+    assert sum(w.saliency for w in r.windows or []) == pytest.approx(1.0, abs=1e-3)
     for stage in ("probe", "clip_decode", "heavy_net", "total"):
         assert r.timings_ms[stage] > 0
     if policy != "uniform":

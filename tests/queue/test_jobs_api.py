@@ -26,6 +26,8 @@ async def test_submitted_job_reports_one_result_per_item(make_service: ServiceFa
         assert resp.headers["location"] == f"/v1/jobs/{job['id']}"
         assert job["progress"]["total"] == 12
         assert job["status"] in ("queued", "running")
+        # the answer lists the job's items, not an empty page
+        assert [(i["index"], i["url"]) for i in job["items"]] == list(enumerate(urls))
         assert job["durable"] is (service.backend.kind == "redis")
 
         done = await wait_job_status(client, job["id"], {"done", "failed"})

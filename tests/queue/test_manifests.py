@@ -55,3 +55,14 @@ def test_keda_watches_the_streams_and_group_workers_use() -> None:
     }
     assert {t["metadata"]["consumerGroup"] for t in triggers} == {config.group}
     assert any("lagCount" in t["metadata"] for t in triggers)
+
+
+def test_worker_liveness_runs_the_heartbeat_check() -> None:
+    probe = worker_container()["livenessProbe"]
+    command = probe["exec"]["command"]
+    assert command[0] == "avserve" and command[1:] == ["worker", "--check"]
+    help_text = CliRunner().invoke(app, ["worker", "--help"], terminal_width=200).output
+    assert "--check" in help_text
+    # The check reads the file the worker's loop writes to /tmp, a writable volume here.
+    mounts = {m["mountPath"] for m in worker_container()["volumeMounts"]}
+    assert "/tmp" in mounts

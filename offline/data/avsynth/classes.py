@@ -138,14 +138,22 @@ def pairs() -> dict[str, tuple[ClassDef, ClassDef]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def labels_json() -> str:
-    """The content of the ``labels.json`` written next to every generated set."""
+def labels_json(background: bool = False) -> str:
+    """The content of the ``labels.json`` written next to every generated set.
+
+    ``background``: the set also holds clips of no class, labelled ``background`` (the last
+    index); ``audio_groups`` lists the classes only sound tells apart (see the package's
+    abstention rules).
+    """
+    extra = ["background"] if background else []
     doc = {
         "dataset": "avsynth",
-        "num_classes": NUM_CLASSES,
-        "names": list(CLASS_NAMES),
+        "num_classes": NUM_CLASSES + len(extra),
+        "names": [*CLASS_NAMES, *extra],
+        "background": extra[0] if extra else None,
         "classes": [c.to_dict() for c in CLASSES],
         "pairs": {k: [a.name, b.name] for k, (a, b) in pairs().items()},
-        "flip_label_map": [mirror_index(c.index) for c in CLASSES],
+        "audio_groups": [[a.name, b.name] for a, b in pairs().values() if a.differs_in == "sound"],
+        "flip_label_map": [mirror_index(c.index) for c in CLASSES] + [NUM_CLASSES] * len(extra),
     }
     return json.dumps(doc, indent=2) + "\n"

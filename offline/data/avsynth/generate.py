@@ -15,6 +15,11 @@ Layout written to ``out``::
                       event window and box, resolution, fps, sample rate, channels, duration)
     manifest.csv      the same records as CSV (event_box as "x y w h")
     <split>-<subset>-<index>.mp4
+    background-<subset>-<index>.mp4   with ``background=N``: N clips showing no class
+                                      (``background.py``), label ``background`` (index 10)
+
+Background clip ``j`` uses the integer seed ``clip_seed(subset, base, j)`` too, but every draw
+comes from the background module's own streams, so it shares nothing with class clip ``j``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from offline.data.avsynth.classes import labels_json
+from offline.data.avsynth.background import (
+    BACKGROUND,
+    background_meta,
+    background_spec,
+    write_background,
+)
+from offline.data.avsynth.classes import NUM_CLASSES, labels_json
 from offline.data.avsynth.clip import clip_meta, write_clip
 from offline.data.avsynth.scene import SPLITS, Split, sample_spec
 from service.errors import AvserveError
@@ -37,11 +48,12 @@ from service.errors import AvserveError
 Subset = Literal["train", "val", "test"]
 SUBSET_BASE: dict[str, int] = {"train": 0, "val": 1 << 40, "test": 2 << 40}
 SEED_STRIDE = 1_000_000
+BACKGROUND_LABEL = NUM_CLASSES  # the outcome after the classes: index 10
 GENERATOR_VERSION = "avsynth-2"
 MANIFEST_FIELDS = (
     "file", "index", "subset", "seed", "split", "label", "class_name", "width", "height", "fps",
     "fps_rational", "num_frames", "sample_rate", "channels", "duration_s", "event_start_s",
-    "event_end_s", "event_box",
+    "event_end_s", "event_box", "background_kind",
 )  # fmt: skip
 
 
@@ -54,6 +66,7 @@ class GenerateConfig:
     seed: int = 0
     workers: int = 1
     overwrite: bool = False
+    background: int = 0  # extra clips that show none of the classes (short split only)
 
     def validate(self) -> None:
         if self.split not in SPLITS:
@@ -64,6 +77,10 @@ class GenerateConfig:
             raise AvserveError(f"count must be in 1..{SEED_STRIDE}", code="invalid_request")
         if not 0 <= self.seed < SEED_STRIDE:
             raise AvserveError(f"seed must be in 0..{SEED_STRIDE - 1}", code="invalid_request")
+        if not 0 <= self.background <= SEED_STRIDE:
+            raise AvserveError(f"background must be in 0..{SEED_STRIDE}", code="invalid_request")
+        if self.background and self.split != "short":
+            raise AvserveError("background clips come with the short split", code="invalid_request")
         if self.workers < 1:
             raise AvserveError("workers must be >= 1", code="invalid_request")
 
@@ -84,12 +101,19 @@ def _one(job: tuple[str, str, str, int, int, bool]) -> dict[str, Any]:
     out, split, subset, base_seed, index, overwrite = job
     seed = clip_seed(subset, base_seed, index)
     path = Path(out) / file_name(split, subset, index)
-    spec = sample_spec(seed, split)  # type: ignore[arg-type]
+    if split == BACKGROUND:
+        spec, kind = background_spec(seed)
+        meta = background_meta(spec, kind, BACKGROUND_LABEL)
+    else:
+        meta = clip_meta(sample_spec(seed, split))  # type: ignore[arg-type]
     if overwrite or not path.is_file() or path.stat().st_size == 0:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        write_clip(tmp, spec)
+        if split == BACKGROUND:
+            write_background(tmp, seed, BACKGROUND_LABEL)
+        else:
+            write_clip(tmp, sample_spec(seed, split))  # type: ignore[arg-type]
         os.replace(tmp, path)
-    return {"file": path.name, "index": index, "subset": subset, **clip_meta(spec)}
+    return {"file": path.name, "index": index, "subset": subset, **meta}
 
 
 def iter_generate(cfg: GenerateConfig) -> Iterator[dict[str, Any]]:
@@ -98,6 +122,9 @@ def iter_generate(cfg: GenerateConfig) -> Iterator[dict[str, Any]]:
     cfg.out.mkdir(parents=True, exist_ok=True)
     jobs = [
         (str(cfg.out), cfg.split, cfg.subset, cfg.seed, i, cfg.overwrite) for i in range(cfg.count)
+    ] + [
+        (str(cfg.out), BACKGROUND, cfg.subset, cfg.seed, i, cfg.overwrite)
+        for i in range(cfg.background)
     ]
     if cfg.workers == 1:
         yield from map(_one, jobs)
@@ -130,7 +157,7 @@ def generate(
         records.append(rec)
         if on_progress is not None:
             on_progress(rec)
-    (cfg.out / "labels.json").write_text(labels_json())
+    (cfg.out / "labels.json").write_text(labels_json(background=cfg.background > 0))
     info = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
     info.pop("overwrite")
     info.update(version=GENERATOR_VERSION, seed_base=SUBSET_BASE[cfg.subset])

@@ -168,9 +168,15 @@ def object_opacity(spec: SynthSpec, t: float) -> float:
 
 
 def iter_frames(
-    spec: SynthSpec, traj: Trajectory | None = None, clutter: Clutter | None = None
+    spec: SynthSpec,
+    traj: Trajectory | None = None,
+    clutter: Clutter | None = None,
+    draw_object: bool = True,
 ) -> Iterator[np.ndarray]:
-    """Yield the clip's frames one at a time (uint8 [H, W, 3] RGB): long videos stream."""
+    """Yield the clip's frames one at a time (uint8 [H, W, 3] RGB): long videos stream.
+
+    ``draw_object=False`` renders the clutter alone (background clips).
+    """
     traj = traj or sample_trajectory(spec)
     clutter = clutter or sample_clutter(spec)
     cls = CLASSES[spec.label]
@@ -188,7 +194,7 @@ def iter_frames(
             draw(canvas, d.shape, x + dx, y + dy, d.diameter, d.angle0 + d.omega * t,
                  d.colour, aspect=d.aspect)  # fmt: skip
         local = t - spec.event_start_s
-        opacity = object_opacity(spec, t) * float(traj.opacity(local))
+        opacity = object_opacity(spec, t) * float(traj.opacity(local)) if draw_object else 0.0
         if opacity > 0:
             u, v, ang = traj.state(local)
             cx = sx + float(u) * side + dx

@@ -1,0 +1,156 @@
+"""Render the measured tables of docs/avsynth.md from the committed result files.
+
+Numbers in docs come from result files, never by hand: every table between
+``<!-- results:NAME:start -->`` and ``<!-- results:NAME:end -->`` is produced here from
+``docs/results/*.json`` (the JSON that ``avserve eval`` wrote). Run it after copying new
+results; ``tests/test_docs_results.py`` fails when a table and its JSON disagree.
+
+    python scripts/render_results.py            # rewrite the tables in place
+    python scripts/render_results.py --check    # exit 1 when a table is stale
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+DOCS = [ROOT / "docs" / "avsynth.md", ROOT / "docs" / "own-videos.md"]
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _acc(a: dict[str, Any]) -> str:
+    lo, hi = a["ci95"]
+    return f"{_pct(a['top1'])} [{_pct(lo)}–{_pct(hi)}] (n={a['n']})"
+
+
+def honesty(r: dict[str, Any]) -> str:
+    s = r["silent"]
+    rows = [
+        ("top-1 on class clips", _acc(r["top1"])),
+        ("recognised and correct (verdict known, right label)", _acc(r["known_and_correct"])),
+        ("false abstention on class clips", _acc(r["false_abstention"])),
+        ("abstention on background clips", _acc(r["background_abstention"])),
+        ("ECE, uncalibrated → calibrated", f"{r['ece_uncalibrated']} → {r['ece']}"),
+        ("no audio: highest sound-defined class score", str(s["max_sound_class_score"])),
+        ("no audio: sound-defined clips abstained", _acc(s["sound_class_clips_abstained"])),
+        ("no audio: visual-class top-1", _acc(s["visual_class_top1"])),
+    ]
+    rules = r["rules"]
+    head = (
+        f"`{r['model']['name']}` {r['model']['version']} on `{Path(r['data']).name}` "
+        f"({r['class_clips']} class clips, {r['background_clips']} background clips; "
+        f"T = {rules['temperature']}, min_confidence = {rules['min_confidence']})\n\n"
+    )
+    return (
+        head
+        + "| measure | % [95% CI] or value |\n|---|---|\n"
+        + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    )
+
+
+def long(r: dict[str, Any]) -> str:
+    lines = [
+        f"`{r['model']['name']}` {r['model']['version']} on `{Path(r['data']).name}` "
+        f"({r['videos']} videos; dense-30 = {r['dense30_gmacs']} GMACs/video)\n",
+        "| policy | K | top-1 % [95% CI] | abstained % | GMACs/video | % of dense | hit % | box hit % |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["results"]:
+        lines.append(
+            f"| {x['policy']} | {'30 views' if x['k'] is None else x['k']} | {_acc(x)} | "
+            f"{_pct(x.get('abstain_rate'))} | {x['gmacs_per_video']:.3f} | "
+            f"{x['pct_of_dense_gmacs']:.1f} | {_pct(x.get('hit_rate'))} | "
+            f"{_pct(x.get('box_hit_rate'))} |"
+        )
+    return "\n".join(lines)
+
+
+def ood(r: dict[str, Any]) -> str:
+    lines = [
+        f"`{r['model']['name']}` {r['model']['version']}, policy `{r['policy']}`, on "
+        f"`{Path(r['data']).name}/`: {r['files']} files, {r['answered']} answered, "
+        f"{r['errors']} refused by the media layer; **abstained on {_acc(r['abstained'])} %** "
+        f"of the answered files (no-audio files: {_acc(r['no_audio_abstained'])} %).\n",
+        "| file | verdict | reason | top label (score) | audio | error |",
+        "|---|---|---|---|---|---|",
+    ]
+    for x in r["per_file"]:
+        top = f"{x['top_label']} ({x['top_score']:.3f})" if "top_label" in x else ""
+        lines.append(
+            f"| `{x['file']}` | {x.get('verdict', '')} | {x.get('reason') or ''} | {top} | "
+            f"{x.get('audio', '')} | {x.get('error', '')} |"
+        )
+    return "\n".join(lines)
+
+
+def own_videos(r: dict[str, Any]) -> str:
+    """Native AVSynth path vs the same clips as class folders / a CSV list (measure_own_videos)."""
+    seeds = r["settings"]["seeds"]
+    names = {
+        "avsynth_native": "AVSynth set (native path)",
+        "class_folders": "same clips as class folders",
+        "csv_list": "same clips as a CSV list",
+    }
+    lines = [
+        "| training data | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | vs native |",
+        "|---|" + "---|" * (len(seeds) + 2),
+    ]
+    for key, res in r["results"].items():
+        diff = r["difference_points"].get(key)
+        lines.append(
+            f"| {names.get(key, key)} | "
+            + " | ".join(f"{100 * x:.0f}" for x in res["final_val_top1"])
+            + f" | {100 * res['mean_final_val_top1']:.1f} | "
+            + ("" if diff is None else f"{diff:+.1f} points")
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "own_videos": ("own_videos_parity.json", own_videos),
+    "honesty": ("eval_honesty.json", honesty),
+    "long": ("eval_long.json", long),
+    "ood": ("eval_ood.json", ood),
+}
+
+
+def render(text: str) -> str:
+    for name, (file, fn) in RENDERERS.items():
+        path = RESULTS / file
+        pattern = re.compile(
+            rf"(<!-- results:{name}:start -->\n)(.*?)(<!-- results:{name}:end -->)", re.S
+        )
+        if not path.is_file() or not pattern.search(text):
+            continue
+        table = fn(json.loads(path.read_text()))
+        text = pattern.sub(lambda m, t=table: m.group(1) + t + "\n" + m.group(3), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for doc in DOCS:
+        old = doc.read_text()
+        new = render(old)
+        if new != old:
+            if "--check" in argv:
+                stale.append(doc)
+            else:
+                doc.write_text(new)
+    for doc in stale:
+        print(f"{doc}: tables differ from docs/results; run scripts/render_results.py")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,35 @@
+"""Measured tables in the docs are rendered from the committed result files, never typed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _renderer():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "render_results", ROOT / "scripts" / "render_results.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_results_table_in_the_docs_matches_its_json() -> None:
+    r = _renderer()
+    for doc in r.DOCS:
+        text = doc.read_text()
+        assert r.render(text) == text, f"{doc}: run python scripts/render_results.py"
+
+
+def test_every_marked_table_has_its_result_file() -> None:
+    r = _renderer()
+    for doc in r.DOCS:
+        text = doc.read_text()
+        for name, (file, _) in r.RENDERERS.items():
+            if f"<!-- results:{name}:start -->" in text:
+                assert json.loads((r.RESULTS / file).read_text())

@@ -26,7 +26,7 @@ from rich.table import Table
 
 from benchmarks.common import machine as common_machine
 from service.queue import JobService, QueueConfig, build_job_service
-from service.queue.models import JobCreate
+from service.queue.schemas import JobCreate
 from service.schemas import ClassifyOptions
 
 REPO = Path(__file__).resolve().parents[1]

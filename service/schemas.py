@@ -7,12 +7,28 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 PolicyName = Literal["glance", "heuristic", "uniform", "dense"]
+
+
+def _http_url(url: str) -> str:
+    # Only the scheme is checked here; the fetcher parses the URL and checks its address.
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in ("http", "https") or "://" not in url:
+        raise ValueError("only http:// and https:// URLs are accepted")
+    return url
+
+
+# The one URL type of request bodies (classify, job items, job callbacks): kept as sent.
+HttpURL = Annotated[
+    str,
+    Field(min_length=8, max_length=4096, json_schema_extra={"format": "uri"}),
+    AfterValidator(_http_url),
+]
 
 
 class Priority(enum.IntEnum):
@@ -34,7 +50,12 @@ class ClassifyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: PolicyName | None = Field(None, description="Window selection policy.")
-    k: int | None = Field(None, ge=1, le=16, description="Number of clip windows (dense ignores it: warning `k_ignored`).")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Number of clip windows (dense ignores it: warning `k_ignored`).",
+    )
     top_k: int = Field(5, ge=1, le=100, description="Labels returned per head.")
     model: str | None = Field(None, description="Model package name; default package if absent.")
     return_windows: bool = Field(True, description="Include the windows that were looked at.")

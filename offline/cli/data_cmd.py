@@ -28,6 +28,9 @@ def avsynth(
     background: int = typer.Option(
         0, min=0, help="Extra clips that show none of the classes (label 'background')."
     ),
+    windows: int = typer.Option(
+        0, min=0, help="Extra class clips cut like the glance's long-video windows."
+    ),
 ) -> None:
     """Generate an AVSynth subset: H.264+AAC MP4s, manifest.jsonl/.csv and labels.json."""
     from offline.data.avsynth.generate import GenerateConfig, generate
@@ -41,6 +44,7 @@ def avsynth(
         workers=workers,
         overwrite=overwrite,
         background=background,
+        windows=windows,
     )
     console = Console(stderr=True)
     start = time.perf_counter()
@@ -53,7 +57,7 @@ def avsynth(
             TimeRemainingColumn(),
             console=console,
         ) as progress:
-            task = progress.add_task("generate", total=count + background)
+            task = progress.add_task("generate", total=count + background + windows)
 
             def tick(_: dict[str, Any]) -> None:
                 progress.advance(task)

@@ -84,6 +84,15 @@ def avslowfast(
     init: Path | None = typer.Option(
         None, help="Start from this package's weights (head rows copied by label name)."
     ),
+    freeze: str = typer.Option(
+        "", help="Stages to freeze, comma-separated: conv1,res2,... (or res2.audio)."
+    ),
+    freeze_until: str | None = typer.Option(
+        None, help="Freeze conv1 .. this stage (res2-res5) and the fusions between them."
+    ),
+    patience: int | None = typer.Option(
+        None, min=1, help="Stop after this many epochs without a better val top-1."
+    ),
     audio_dropout: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Share of training clips with their audio silenced."
     ),
@@ -156,6 +165,15 @@ def _train(**a: Any) -> None:
             f"initialised from {a['init']}: {report.copied} tensors, {report.head_rows} head rows"
             f" copied by label; new labels: {', '.join(report.new_labels) or 'none'}"
         )
+    frozen: list[str] = []
+    if a["freeze"] or a["freeze_until"]:
+        from offline.train.freeze import freeze, stages_until, trainable_fraction
+
+        wanted = stages_until(a["freeze_until"]) if a["freeze_until"] else []
+        wanted += [x.strip() for x in a["freeze"].split(",") if x.strip()]
+        frozen = freeze(model, list(dict.fromkeys(wanted)))
+        share = 100 * trainable_fraction(model)
+        console.print(f"frozen: {', '.join(frozen)} ({share:.0f}% of the weights train)")
     sampling = SamplingConfig(
         num_frames=mcfg.fast_frames,
         sampling_rate=a["sampling_rate"],
@@ -195,6 +213,10 @@ def _train(**a: Any) -> None:
     val = None
     if val_cache is not None:
         val = ClipBatches(val_cache, sampling, batch_size=a["batch_size"], train=False)
+    if a["patience"] is not None and val is None:
+        raise ValueError(
+            "--patience needs validation data (--val-data, --val-fraction or a split column)"
+        )
     cfg = TrainConfig(
         epochs=a["epochs"],
         batch_size=a["batch_size"],
@@ -218,9 +240,11 @@ def _train(**a: Any) -> None:
         test_crop_size=a["crop_size"],
     )
     out: Path = a["out"]
+    _same_freeze_on_resume(out, frozen, a["resume"])
     trainer = Trainer(
-        model, ClipPreprocessor(preprocessing), cfg, out, progress=a["progress"], console=console
-    )
+        model, ClipPreprocessor(preprocessing), cfg, out, progress=a["progress"],
+        console=console, patience=a["patience"],
+    )  # fmt: skip
     (out / "run.json").write_text(
         json.dumps(
             {
@@ -235,6 +259,8 @@ def _train(**a: Any) -> None:
                 "labels": names,
                 "source": source_info,
                 "init": str(a["init"]) if a["init"] else None,
+                "freeze": frozen,
+                "patience": a["patience"],
                 "audio_dropout": a["audio_dropout"],
             },
             indent=2,
@@ -244,6 +270,8 @@ def _train(**a: Any) -> None:
         console.print(f"resumed at epoch {trainer.state.epoch}, step {trainer.state.step}")
     state = trainer.fit(train, val)
     console.print(f"done: {state.epoch} epochs, {state.step} steps, best top-1 {state.best_top1}")
+    if trainer.stalled():
+        console.print(f"stopped early: no better val top-1 since epoch {state.best_epoch}")
     if a["package"]:
         if state.best_top1 is not None:
             trainer.load_weights("best")
@@ -261,6 +289,20 @@ def _train(**a: Any) -> None:
             extra_metadata={"trained_on": str(data), "val_top1": state.best_top1},
         )
         console.print(f"package written to {path}")
+
+
+def _same_freeze_on_resume(out: Path, frozen: list[str], resume: bool) -> None:
+    """A resumed run keeps its frozen stages (the optimiser state only fits that set)."""
+    run_json = out / "run.json"
+    if not (resume and (out / "checkpoints" / "last.json").is_file() and run_json.is_file()):
+        return
+    before = json.loads(run_json.read_text()).get("freeze") or []
+    if before != frozen:
+        raise AvserveError(
+            f"{out} was trained with --freeze {','.join(before) or '(nothing)'}; resume with the "
+            "same stages, or start a new --out",
+            code="invalid_request",
+        )
 
 
 @train_app.command("glance")

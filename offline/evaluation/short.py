@@ -133,7 +133,9 @@ def evaluate_short(
     """
     if not (data_dir / "manifest.jsonl").is_file():
         return _evaluate_source(data_dir, models, cfg, on_clip)
-    records = read_manifest(data_dir)[: cfg.limit]
+    # Class clips only: clips of no class (``background``) are scored by ``avserve eval honesty``.
+    records = [r for r in read_manifest(data_dir) if r.get("class_name") != "background"]
+    records = records[: cfg.limit]
     if not records:
         raise ValueError(f"{data_dir}: the manifest lists no clips")
     files = [data_dir / r["file"] for r in records]

@@ -136,6 +136,9 @@ def train_glance(
     )
     head = net.cfg.heads[0].name
     flips = flip_map if cfg.flip else None
+    classes = net.cfg.heads[0].num_classes
+    if flips is not None and len(flips) < classes:  # outcomes the data set does not list
+        flips = np.concatenate([flips, np.arange(len(flips), classes)])  # (background) stay
     log: list[dict[str, Any]] = []
     step = 0
     for epoch in range(1, cfg.epochs + 1):

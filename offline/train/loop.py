@@ -59,6 +59,7 @@ class Trainer:
         run_dir: str | Path,
         *,
         hooks: Iterable[EpochHook] = (),
+        patience: int | None = None,
         progress: bool = True,
         console: Console | None = None,
     ) -> None:
@@ -81,6 +82,9 @@ class Trainer:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.run_dir / "train_log.jsonl"
         self.hooks = list(hooks)
+        # early stopping: end fit() after this many epochs without a better val top-1; derived
+        # from the saved state (best_epoch), so a resumed run stops where the first one would
+        self.patience = patience
         self.show_progress = progress
         self.console = console or Console(stderr=True)
         self.last_eval: dict[str, Any] = {}
@@ -205,6 +209,11 @@ class Trainer:
         )
         with progress:
             for epoch in range(self.state.epoch, self.cfg.epochs):
+                if self.stalled():
+                    self._log({"event": "early_stop", "epoch": self.state.epoch,
+                               "best_epoch": self.state.best_epoch,
+                               "best_top1": self.state.best_top1})  # fmt: skip
+                    break
                 if hasattr(train, "set_epoch"):
                     train.set_epoch(epoch)  # data order/augmentation are a function of the epoch
                 task = progress.add_task(
@@ -232,6 +241,15 @@ class Trainer:
                     hook(self, epoch + 1, metrics)
                 self.save_checkpoint("last")
         return self.state
+
+    def stalled(self) -> bool:
+        """True once ``patience`` epochs have passed since the best validation top-1."""
+        best = self.state.best_epoch
+        return (
+            self.patience is not None
+            and best is not None
+            and (self.state.epoch - best >= self.patience)
+        )
 
     def _steps_per_epoch(self, train: Iterable[Batch]) -> int:
         n = self.cfg.steps_per_epoch

@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api import paths
 from service.api.errors import error_response
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import WORK_ROUTES, _header, _is_open
@@ -74,7 +75,7 @@ class AdmissionMiddleware:
         body_timeout_s: float = 10.0,
         min_body_rate: float = 32 * 1024,
         path_limits: Mapping[str, int] | None = None,
-        upload_paths: Iterable[str] = ("/v1/classify",),
+        upload_paths: Iterable[str] = (paths.CLASSIFY,),
     ) -> None:
         self.app = app
         self.lifecycle = lifecycle

@@ -17,11 +17,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import routes_classify, routes_health, routes_jobs, routes_models
+from service.api import paths
 from service.api.admission import AdmissionMiddleware, job_body_limit
 from service.api.errors import install_exception_handlers
 from service.api.lifecycle import Lifecycle
 from service.api.middleware import ApiKeyMiddleware, RequestContextMiddleware
+from service.api.routes import api_router
 from service.api.tmp_budget import TmpBudget
 from service.api.ui import install_ui
 from service.metrics import Metrics
@@ -75,10 +76,7 @@ def create_app(
     )
 
     install_exception_handlers(app)
-    app.include_router(routes_classify.router)
-    app.include_router(routes_models.router)
-    app.include_router(routes_health.router)
-    app.include_router(routes_jobs.router)
+    app.include_router(api_router())
     install_ui(app)
 
     # add_middleware wraps: the last added is the outermost.
@@ -94,7 +92,7 @@ def create_app(
         min_body_rate=settings.min_body_rate,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
-        path_limits={"/v1/jobs": job_body_limit(settings)},
+        path_limits={paths.JOBS: job_body_limit(settings)},
     )
     app.add_middleware(ApiKeyMiddleware, keys=settings.load_api_keys(), metrics=metrics)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

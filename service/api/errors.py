@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -119,24 +120,27 @@ def install_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
 
 
-def _resp(description: str) -> dict[str, Any]:
-    return {"model": ErrorResponse, "description": description}
-
-
-# OpenAPI documentation of the error answers each route may give.
-COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _resp("Invalid request (`invalid_request`)."),
-    401: _resp("Missing or wrong API key (`unauthorized`)."),
-    404: _resp("Unknown model or resource."),
-    413: _resp("Body too large."),
-    422: _resp("Request understood but not processable."),
-    429: _resp("Overloaded (`overloaded`): retry after the `Retry-After` seconds."),
-    500: _resp("Internal error (no details leak)."),
-    503: _resp("Not ready or shutting down."),
-    504: _resp("Deadline exceeded (`deadline_exceeded`)."),
+# Shared descriptions of the error answers most routes may give (OpenAPI documentation).
+COMMON_ERRORS: dict[int, str] = {
+    400: "Invalid request (`invalid_request`).",
+    401: "Missing or wrong API key (`unauthorized`).",
+    404: "Unknown model or resource.",
+    413: "Body too large.",
+    422: "Request understood but not processable.",
+    429: "Overloaded (`overloaded`): retry after the `Retry-After` seconds.",
+    500: "Internal error (no details leak).",
+    503: "Not ready or shutting down.",
+    504: "Deadline exceeded (`deadline_exceeded`).",
 }
 
 
-def errors_for(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The documented error answers of a route, picked from ``COMMON_ERRORS``."""
-    return {k: v for k, v in COMMON_ERRORS.items() if k in statuses}
+def error_responses(
+    common: Iterable[int] = (), described: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """A route's ``responses=``: the ``common`` statuses with their shared descriptions, plus
+    route-specific ``described`` ones (which win), each in the one error shape."""
+    docs = {status: COMMON_ERRORS[status] for status in common} | dict(described or {})
+    return {
+        status: {"model": ErrorResponse, "description": text}
+        for status, text in sorted(docs.items())
+    }

@@ -13,7 +13,7 @@ from fastapi import Request
 
 from service.errors import FetchError
 from service.media.fetch import precheck_url
-from service.queue.models import JobCreate
+from service.queue.schemas import JobCreate
 
 
 def check_submission(request: Request, body: JobCreate) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api import paths
 from service.api.errors import error_response
 from service.api.logs import request_id_var
 from service.metrics import Metrics
@@ -28,15 +29,15 @@ REQUEST_ID_HEADER = "x-request-id"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Probe and scrape paths: always open, never counted as in-flight, logged at debug level.
 OPEN_PREFIXES = (
-    "/v2/health",
-    "/v2/models",
-    "/metrics",
+    paths.HEALTH,
+    f"{paths.V2}/models",
+    paths.METRICS,
     "/docs",
     "/redoc",
     "/openapi.json",
     "/ui/",  # the web page's files (its API calls carry the key)
 )
-WORK_ROUTES = frozenset({("POST", "/v1/classify"), ("POST", "/v1/jobs")})
+WORK_ROUTES = frozenset({("POST", paths.CLASSIFY), ("POST", paths.JOBS)})
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

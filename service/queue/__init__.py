@@ -6,7 +6,7 @@ See docs/queue.md for the semantics.
 
 Reading map: the files one job item passes through, in order.
 
-1. ``models.py``: the HTTP body of ``POST /v1/jobs`` (routes in ``service/api/routes_jobs.py``).
+1. ``schemas.py``: the HTTP body of ``POST /v1/jobs`` (routes: ``service/api/routes/jobs.py``).
 2. ``service.py``: ``JobService.submit`` turns it into a ``NewJob`` for the backend.
 3. ``backend.py``: the backend contract and its records; ``redis_backend.py`` (with
    ``redis_scripts.py``, ``redis_streams.py``) or ``memory_backend.py`` (with

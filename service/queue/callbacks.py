@@ -32,7 +32,7 @@ from service.queue.backend import Delivery, JobBackend
 from service.queue.config import QueueConfig
 from service.queue.items import persist
 from service.queue.metrics import WorkerMetrics
-from service.queue.models import job_out
+from service.queue.schemas import job_out
 from service.redact import redact_text
 
 log = logging.getLogger(__name__)

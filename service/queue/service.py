@@ -32,7 +32,7 @@ from service.queue.config import QueueConfig
 from service.queue.items import JobProcessor
 from service.queue.memory_backend import MemoryBackend
 from service.queue.metrics import StatsCache, WorkerMetrics
-from service.queue.models import JobCreate, JobOut, item_out, job_out
+from service.queue.schemas import JobCreate, JobOut, item_out, job_out
 from service.queue.worker import Worker
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")

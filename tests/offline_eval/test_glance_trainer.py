@@ -138,3 +138,30 @@ def test_a_batch_with_nothing_to_learn_from_is_refused() -> None:
     frames = torch.zeros(1, 16, 64, 64, 3, dtype=torch.uint8)
     with pytest.raises(ValueError, match="nothing to learn"):
         GlanceLoss(GlanceNet(cfg))(GlanceBatch(frames, torch.zeros(1, 16, cfg.audio_samples)))
+
+
+def test_a_flip_map_shorter_than_the_head_keeps_the_extra_outcomes_in_place() -> None:
+    """Long-video sets list 10 classes; a head with a background outcome has 11."""
+    import numpy as np
+
+    from models.configs import HeadSpec
+    from models.glance import GlanceConfig, GlanceNet
+    from offline.glance.data import GlanceSet
+    from offline.glance.distill import GlanceTrainConfig, train_glance
+
+    heads = (HeadSpec("h", 3),)
+    net = GlanceNet(GlanceConfig.tiny(heads=heads, num_snippets=4))
+    n, t = 4, 4
+    size, samples = net.cfg.frame_size, net.cfg.audio_samples
+    data = GlanceSet(
+        frames=np.zeros((n, t, size, size, 3), np.uint8),
+        audio=np.zeros((n, t, samples), np.float32),
+        audio_present=np.ones(n, bool),
+        labels=np.array([0, 1, 0, 1]),
+        teacher_logp=np.zeros((n, t), np.float32),
+        teacher_logits=np.log(np.full((n, 3), 1 / 3, np.float32)),
+        files=[f"v{i}.mp4" for i in range(n)],
+    )
+    cfg = GlanceTrainConfig(epochs=1, batch_size=4)
+    log = train_glance(net, data, cfg, flip_map=np.array([1, 0]))
+    assert log and np.isfinite(log[-1]["loss_total"])

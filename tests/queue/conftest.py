@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from service.api import routes_jobs
+from service.api.routes import jobs
 from service.errors import AvserveError
 from service.queue import JobProcessor, JobService, QueueConfig, build_job_service
 
@@ -76,7 +76,7 @@ async def make_service(
 def jobs_app(service: JobService) -> FastAPI:
     """The jobs router with a test-local error handler giving the gateway's error shape."""
     app = FastAPI()
-    app.include_router(routes_jobs.router)
+    app.include_router(jobs.router)
     app.state.jobs = service
 
     @app.exception_handler(AvserveError)

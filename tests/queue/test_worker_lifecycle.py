@@ -13,8 +13,8 @@ from service.queue import QueueConfig, Worker
 from service.queue.backend import JobBackend
 from service.queue.callbacks import CallbackSender
 from service.queue.memory_backend import MemoryBackend
-from service.queue.models import JobCreate
 from service.queue.redis_backend import RedisBackend
+from service.queue.schemas import JobCreate
 from service.queue.service import JobService
 from service.schemas import ClassifyOptions
 from tests.queue.conftest import ServiceFactory, fast_config, item_urls, wait_for

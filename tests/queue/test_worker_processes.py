@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from service.queue import QueueConfig
-from service.queue.models import JobCreate
 from service.queue.redis_backend import RedisBackend
+from service.queue.schemas import JobCreate
 from service.queue.service import JobService
 from tests.conftest import REPO_ROOT
 from tests.queue.conftest import fast_config, item_urls, wait_for

@@ -67,6 +67,7 @@ class GenerateConfig:
     workers: int = 1
     overwrite: bool = False
     background: int = 0  # extra clips that show none of the classes (short split only)
+    windows: int = 0  # extra class clips cut like long-video windows (split "window")
 
     def validate(self) -> None:
         if self.split not in SPLITS:
@@ -79,8 +80,12 @@ class GenerateConfig:
             raise AvserveError(f"seed must be in 0..{SEED_STRIDE - 1}", code="invalid_request")
         if not 0 <= self.background <= SEED_STRIDE:
             raise AvserveError(f"background must be in 0..{SEED_STRIDE}", code="invalid_request")
-        if self.background and self.split != "short":
-            raise AvserveError("background clips come with the short split", code="invalid_request")
+        if (self.background or self.windows) and self.split != "short":
+            raise AvserveError(
+                "background and window clips come with the short split", code="invalid_request"
+            )
+        if not 0 <= self.windows <= SEED_STRIDE:
+            raise AvserveError(f"windows must be in 0..{SEED_STRIDE}", code="invalid_request")
         if self.workers < 1:
             raise AvserveError("workers must be >= 1", code="invalid_request")
 
@@ -120,12 +125,20 @@ def iter_generate(cfg: GenerateConfig) -> Iterator[dict[str, Any]]:
     """Write the clips, yielding each manifest record as its file is done (in index order)."""
     cfg.validate()
     cfg.out.mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (str(cfg.out), cfg.split, cfg.subset, cfg.seed, i, cfg.overwrite) for i in range(cfg.count)
-    ] + [
-        (str(cfg.out), BACKGROUND, cfg.subset, cfg.seed, i, cfg.overwrite)
-        for i in range(cfg.background)
-    ]
+    jobs = (
+        [
+            (str(cfg.out), cfg.split, cfg.subset, cfg.seed, i, cfg.overwrite)
+            for i in range(cfg.count)
+        ]
+        + [
+            (str(cfg.out), BACKGROUND, cfg.subset, cfg.seed, i, cfg.overwrite)
+            for i in range(cfg.background)
+        ]
+        + [
+            (str(cfg.out), "window", cfg.subset, cfg.seed, i, cfg.overwrite)
+            for i in range(cfg.windows)
+        ]
+    )
     if cfg.workers == 1:
         yield from map(_one, jobs)
         return

@@ -25,8 +25,8 @@ import numpy as np
 
 from offline.data.avsynth.classes import CLASSES, NUM_CLASSES, Motion
 
-Split = Literal["short", "long"]
-SPLIT_IDS: dict[str, int] = {"short": 0, "long": 1}
+Split = Literal["short", "long", "window"]
+SPLIT_IDS: dict[str, int] = {"short": 0, "long": 1, "window": 2}
 FORMAT, MOTION, CLUTTER, SOUND, AMBIENCE = range(5)
 SLIDE_FADE = 0.08  # fraction of a pass spent fading in (and out)
 PASS_MOTIONS = ("slide_left", "slide_right", "drift_slow", "drift_fast")
@@ -82,7 +82,23 @@ LONG = SplitConfig(
     distract_sound_rate_hz=(0.08, 0.2),
     distract_sound_db=(-8.0, 0.0),
 )
-SPLITS: dict[str, SplitConfig] = {"short": SHORT, "long": LONG}
+# A short clip as the glance shows a long video's event to the heavy model: the event covers
+# 60-100% of the clip, the stage is where a 0.8 x short-side patch around a 0.5 x stage puts
+# it (0.625 of the clip's short side, anywhere inside the centre square), with the long split's
+# sprinting distractors and loud distracting sounds.
+WINDOW = SplitConfig(
+    sizes=SHORT_SIZES,
+    duration_s=(2.4, 4.0),
+    event_s=(0.6, 1.0),  # fraction of the clip (see sample_spec), not seconds
+    stage_frac=0.625,
+    stage_centred=False,
+    object_frac=(0.36, 0.44),
+    distractors=(3, 6),
+    sprint_rate_hz=0.3,
+    distract_sound_rate_hz=(0.3, 1.0),
+    distract_sound_db=(-8.0, 0.0),
+)
+SPLITS: dict[str, SplitConfig] = {"short": SHORT, "long": LONG, "window": WINDOW}
 
 
 @dataclass(frozen=True)
@@ -140,6 +156,10 @@ def sample_spec(seed: int, split: Split = "short", label: int | None = None) -> 
     duration = round(float(r.uniform(*cfg.duration_s)), 3)
     if cfg.event_s is None:
         t0, t1 = 0.0, duration
+    elif split == "window":
+        length = float(r.uniform(*cfg.event_s)) * duration
+        t0 = float(r.uniform(0.0, duration - length))
+        t0, t1 = round(t0, 3), round(min(duration, t0 + length), 3)
     else:
         length = float(r.uniform(*cfg.event_s))
         t0 = float(r.uniform(1.0, duration - length - 1.0))
@@ -152,6 +172,10 @@ def sample_spec(seed: int, split: Split = "short", label: int | None = None) -> 
         cy = height / 2 + r.uniform(-jitter, jitter)
         x = int(np.clip(round(cx - side / 2), 0, width - side))
         y = int(np.clip(round(cy - side / 2), 0, height - side))
+    elif split == "window":  # inside the centre square (what a centre crop keeps)
+        x0, y0 = (width - short) // 2, (height - short) // 2
+        x = x0 + int(r.integers(0, short - side + 1))
+        y = y0 + int(r.integers(0, short - side + 1))
     else:
         x = int(r.integers(0, width - side + 1))
         y = int(r.integers(0, height - side + 1))

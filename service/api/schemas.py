@@ -1,12 +1,16 @@
-"""Response shapes of the gateway's own routes (models, health); classify uses service.schemas."""
+"""HTTP bodies of the gateway's own routes (models, health, the classify URL request).
+
+The classify result and options are ``service.schemas`` (shared with the CLI and workers); the
+jobs API's bodies are ``service.queue.schemas``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field
 
-from service.schemas import ClassifyOptions
+from service.schemas import ClassifyOptions, HttpURL
 
 
 class HeadInfo(BaseModel):
@@ -80,4 +84,4 @@ class ModelReadyStatus(BaseModel):
 class ClassifyUrlRequest(ClassifyOptions):
     """JSON body of ``POST /v1/classify``: a video URL plus the classify options."""
 
-    url: HttpUrl = Field(description="http(s) URL of the video; fetched by the gateway.")
+    url: HttpURL = Field(description="http(s) URL of the video; fetched by the gateway.")

@@ -7,28 +7,19 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.queue.backend import ItemRecord, ItemState, JobRecord, JobStatus
-from service.schemas import ClassifyOptions, ErrorDetail
+from service.schemas import ClassifyOptions, ErrorDetail, HttpURL
 
 Lane = Literal["high", "batch"]
 CallbackStatus = Literal["waiting", "pending", "delivered", "failed"]
 
 
-def _check_http_url(url: str) -> str:
-    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
-    if scheme not in ("http", "https") or "://" not in url:
-        raise ValueError("only http:// and https:// URLs are accepted")
-    return url
-
-
 class JobItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=8, max_length=4096, description="http(s) URL of one video.")
-
-    _url = field_validator("url")(_check_http_url)
+    url: HttpURL = Field(description="http(s) URL of one video.")
 
 
 class JobCreate(ClassifyOptions):
@@ -38,14 +29,9 @@ class JobCreate(ClassifyOptions):
     priority: Lane = Field(
         "batch", description="Queue lane: `high` items are served before `batch` items."
     )
-    callback_url: str | None = Field(
-        None, max_length=4096, description="POSTed once with the job summary on completion."
+    callback_url: HttpURL | None = Field(
+        None, description="POSTed once with the job summary on completion."
     )
-
-    @field_validator("callback_url")
-    @classmethod
-    def _callback(cls, url: str | None) -> str | None:
-        return None if url is None else _check_http_url(url)
 
     def classify_options(self) -> ClassifyOptions:
         return ClassifyOptions.model_validate(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from service.api.errors import errors_for
-from service.api.responses import HeadInfo, InputInfo, JobsInfo, ModelInfo, ModelList
+from service.api import paths
+from service.api.deps import RegistryDep, ServicesDep
+from service.api.errors import error_responses
+from service.api.schemas import HeadInfo, InputInfo, JobsInfo, ModelInfo, ModelList
 from service.registry import ModelRegistry, ServedModel
 
 router = APIRouter(tags=["models"])
 
-_ERRORS = errors_for(401, 404)
+_ERRORS = error_responses((401, 404))
 
 
 def describe(model: ServedModel, registry: ModelRegistry) -> ModelInfo:
@@ -47,17 +49,18 @@ def describe(model: ServedModel, registry: ModelRegistry) -> ModelInfo:
     )
 
 
-@router.get("/v1/models", response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
-async def list_models(request: Request) -> ModelList:
-    services = request.app.state.services
-    registry: ModelRegistry = services.registry
+@router.get(paths.MODELS, response_model=ModelList, responses=_ERRORS, summary="Loaded models.")
+async def list_models(services: ServicesDep) -> ModelList:
+    registry = services.registry
     jobs = JobsInfo(**services.jobs.info()) if services.jobs is not None else None
     return ModelList(models=[describe(m, registry) for m in registry.models.values()], jobs=jobs)
 
 
 @router.get(
-    "/v1/models/{name}", response_model=ModelInfo, responses=_ERRORS, summary="One loaded model."
+    f"{paths.MODELS}/{{name}}",
+    response_model=ModelInfo,
+    responses=_ERRORS,
+    summary="One loaded model.",
 )
-async def get_model(name: str, request: Request) -> ModelInfo:
-    registry: ModelRegistry = request.app.state.services.registry
+async def get_model(name: str, registry: RegistryDep) -> ModelInfo:
     return describe(registry.get(name), registry)

@@ -13,9 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from service.api.errors import COMMON_ERRORS, _resp
+from service.api import paths
+from service.api.deps import DeadlineDep, ServicesDep, TmpBudgetDep
+from service.api.errors import COMMON_ERRORS, error_responses
 from service.api.multipart_upload import receive_upload
-from service.api.responses import ClassifyUrlRequest
+from service.api.schemas import ClassifyUrlRequest
 from service.api.tmp_budget import Reservation, TmpBudget
 from service.errors import AvserveError, CapacityError
 from service.media import remove_quietly
@@ -46,18 +48,18 @@ _REQUEST_BODY: dict[str, Any] = {
     },
 }
 
-CLASSIFY_ERRORS = {
-    **COMMON_ERRORS,
-    403: _resp("URL points to a forbidden address (`url_forbidden`)."),
-    408: _resp(
-        "Decoding or fetching took too long (`timeout`), or the request body arrived too "
-        "slowly (`body_timeout`)."
-    ),
-    413: _resp("Upload or video too large or too long (`too_large`, `too_long`)."),
-    415: _resp("Unsupported container or codec."),
-    422: _resp("No video stream, undecodable or empty file, or unreachable URL."),
-    507: _resp("Temporary disk budget for uploads exhausted (`insufficient_storage`)."),
-}
+CLASSIFY_ERRORS = error_responses(
+    COMMON_ERRORS,
+    {
+        403: "URL points to a forbidden address (`url_forbidden`).",
+        408: "Decoding or fetching took too long (`timeout`), or the request body arrived too "
+        "slowly (`body_timeout`).",
+        413: "Upload or video too large or too long (`too_large`, `too_long`).",
+        415: "Unsupported container or codec.",
+        422: "No video stream, undecodable or empty file, or unreachable URL.",
+        507: "Temporary disk budget for uploads exhausted (`insufficient_storage`).",
+    },
+)
 
 
 async def _save_upload(
@@ -116,23 +118,24 @@ async def _run(
 
 
 @router.post(
-    "/v1/classify",
+    paths.CLASSIFY,
     response_model=ClassifyResult,
     responses=CLASSIFY_ERRORS,
     openapi_extra={"requestBody": _REQUEST_BODY},
     summary="Classify one video (upload or URL).",
 )
-async def classify(request: Request) -> Any:
-    services: Services = request.app.state.services
+async def classify(
+    request: Request, services: ServicesDep, deadline: DeadlineDep, budget: TmpBudgetDep
+) -> Any:
     settings = services.settings
-    deadline: float = request.state.deadline
     ctype = request.headers.get("content-type", "").lower()
-    budget: TmpBudget = request.app.state.tmp_budget
     declared = request.headers.get("content-length", "")
     reservation = budget.reserve(int(declared) if declared.isdigit() else None)
     try:
         with tempfile.TemporaryDirectory(dir=settings.tmp_dir, prefix="avserve-") as tmp:
-            result = await _classify(request, services, Path(tmp), ctype, deadline, reservation)
+            result = await _classify(
+                request, services, budget, Path(tmp), ctype, deadline, reservation
+            )
     finally:
         reservation.release()  # the temp directory and the upload in it are gone
     if result is None:
@@ -143,6 +146,7 @@ async def classify(request: Request) -> Any:
 async def _classify(
     request: Request,
     services: Services,
+    budget: TmpBudget,
     tmp: Path,
     ctype: str,
     deadline: float,
@@ -159,10 +163,10 @@ async def _classify(
                 )
             elif ctype.startswith("application/json"):
                 req = await _read_json(request)
-                url = str(req.url)
+                url = req.url
                 options = ClassifyOptions.model_validate(req.model_dump(exclude={"url"}))
                 # The download lands in the same temp dir: leave the free-space floor.
-                request.app.state.tmp_budget.check_free(settings.fetch.max_bytes)
+                budget.check_free(settings.fetch.max_bytes)
             else:
                 raise AvserveError(
                     "send multipart/form-data with a `file` part, or application/json with a `url`",

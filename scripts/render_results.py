@@ -116,7 +116,33 @@ def own_videos(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def finetune(r: dict[str, Any]) -> str:
+    """Fine-tuning the shipped package vs training from scratch (collect_finetune.py)."""
+    ft, sc = r["finetune"]["val_top1_per_epoch"], r["scratch"]["val_top1_per_epoch"]
+    n = max(len(ft), len(sc))
+
+    def cells(acc: list[float]) -> str:
+        return " | ".join([_pct(a) for a in acc] + ["–"] * (n - len(acc)))
+
+    lines = [
+        "| validation top-1 % after epoch | " + " | ".join(str(i + 1) for i in range(n)) + " |",
+        "|---|" + "---|" * n,
+        f"| fine-tuned from `avsynth` | {cells(ft)} |",
+        f"| from scratch | {cells(sc)} |",
+        "",
+        "| target top-1 | epochs, fine-tuned | epochs, from scratch |",
+        "|---|---|---|",
+    ]
+    for e in r["epochs_to"]:
+        lines.append(
+            f"| ≥ {_pct(e['target'])} % | {e['finetune'] or 'not reached'} | "
+            f"{e['scratch'] or 'not reached'} |"
+        )
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "finetune": ("finetune_four.json", finetune),
     "own_videos": ("own_videos_parity.json", own_videos),
     "honesty": ("eval_honesty.json", honesty),
     "long": ("eval_long.json", long),

@@ -153,19 +153,26 @@ def evaluate_short(
         logits, model_s = _classify(package, clips, cfg.batch_size)
         head = package.heads[0]
         scores = score_model(logits, labels, package.labels[head.name])
-        results[name] = {
-            "package": str(models[name]),
-            "architecture": package.model.config.name,
-            "pathways": list(package.model.config.pathways),
-            "gmacs_per_clip": round(model_gmacs(package.model.config, crop=spec.crop_size), 5),
-            "decode_ms_per_clip": round(1000 * clips.seconds / len(files), 3),
-            "model_ms_per_clip": round(1000 * model_s / len(files), 3),
-            "wall_ms_per_clip": round(1000 * (clips.seconds + model_s) / len(files), 3),
-            **scores,
-        }
+        results[name] = _model_row(models[name], package, spec, clips, model_s) | scores
     report["models"] = results
     report["class_names"] = [c.name for c in CLASSES]
     return report
+
+
+def _model_row(
+    path: Path, package: ModelPackage, spec: ClipSpec, clips: _Decoded, model_s: float
+) -> dict[str, Any]:
+    """What every short-clip report says of one model: architecture, GMACs, timings."""
+    n = len(clips.frames)
+    return {
+        "package": str(path),
+        "architecture": package.model.config.name,
+        "pathways": list(package.model.config.pathways),
+        "gmacs_per_clip": round(model_gmacs(package.model.config, crop=spec.crop_size), 5),
+        "decode_ms_per_clip": round(1000 * clips.seconds / n, 3),
+        "model_ms_per_clip": round(1000 * model_s / n, 3),
+        "wall_ms_per_clip": round(1000 * (clips.seconds + model_s) / n, 3),
+    }
 
 
 def score_named(logits: np.ndarray, truth: Sequence[str], names: Sequence[str]) -> dict[str, Any]:
@@ -211,16 +218,8 @@ def _evaluate_source(
         clips = decoded[(spec, short_side)]
         logits, model_s = _classify(package, clips, cfg.batch_size)
         head = package.heads[0]
-        results[name] = {
-            "package": str(path),
-            "architecture": package.model.config.name,
-            "pathways": list(package.model.config.pathways),
-            "gmacs_per_clip": round(model_gmacs(package.model.config, crop=spec.crop_size), 5),
-            "decode_ms_per_clip": round(1000 * clips.seconds / len(files), 3),
-            "model_ms_per_clip": round(1000 * model_s / len(files), 3),
-            "wall_ms_per_clip": round(1000 * (clips.seconds + model_s) / len(files), 3),
-            **score_named(logits, truth, package.labels[head.name]),
-        }
+        scores = score_named(logits, truth, package.labels[head.name])
+        results[name] = _model_row(path, package, spec, clips, model_s) | scores
     report["models"] = results
     report["class_names"] = sorted(set(truth))
     return report

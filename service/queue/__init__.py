@@ -9,8 +9,8 @@ Reading map: the files one job item passes through, in order.
 1. ``schemas.py``: the HTTP body of ``POST /v1/jobs`` (routes: ``service/api/routes/jobs.py``).
 2. ``service.py``: ``JobService.submit`` turns it into a ``NewJob`` for the backend.
 3. ``backend.py``: the backend contract and its records; ``redis_backend.py`` (with
-   ``redis_scripts.py``, ``redis_streams.py``) or ``memory_backend.py`` (with
-   ``memory_state.py``) stores the job and adds one stream entry per item.
+   ``redis_scripts.py``, ``redis_streams.py``) or ``memory_backend.py`` stores the job and
+   adds one stream entry per item.
 4. ``consumer.py``: a worker's consumer reads the entry (high lane first), keeps it claimed,
    reclaims entries of dead workers.
 5. ``items.py``: begin, run the ``JobProcessor`` (fetch + classify, wired in

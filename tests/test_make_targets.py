@@ -19,10 +19,15 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
+# Under `make test` the outer make's variables would make the inner one print
+# "Entering/Leaving directory" lines and inherit its flags: run it as a newcomer's shell would.
+OUTER_MAKE = ("HOST", "PORT", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+
+
 def dry_run(*args: str, env: dict[str, str] | None = None) -> list[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in ("HOST", "PORT")}
+    clean = {k: v for k, v in os.environ.items() if k not in OUTER_MAKE}
     out = subprocess.run(
-        ["make", "-n", "-B", *args],
+        ["make", "--no-print-directory", "-n", "-B", *args],
         cwd=REPO,
         env=clean | (env or {}),
         capture_output=True,

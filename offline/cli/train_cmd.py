@@ -1,9 +1,8 @@
-"""``avserve train``: train models on generated data (``train avslowfast``, ``train glance``)."""
+"""``avserve train``: ``avslowfast`` here; ``glance`` and ``calibrate`` in their own modules."""
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,25 +10,11 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from offline.cli import calibrate_cmd, glance_cmd
+from offline.cli.overrides import parse_overrides
 from service.errors import AvserveError
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
-
-
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are JSON when they parse (numbers, lists, booleans)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"override {item!r} is not key=value")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-        if isinstance(out[key], list):
-            out[key] = tuple(out[key])
-    return out
 
 
 @train_app.command("avslowfast")
@@ -150,7 +135,7 @@ def _train(**a: Any) -> None:
         sources = open_training(data, a["val_data"], src_opts)
         names = list(sources[0].classes)
         labels = {"names": names, "dataset": data.stem}
-    overrides = _parse_overrides(a["override"])
+    overrides = parse_overrides(a["override"])
     model = build_model(a["arch"], num_classes=len(names) or None, **overrides)
     if sources is not None and sources[0].multi_label:  # sigmoid head, trained with BCE
         first = model.config.heads[0]
@@ -305,163 +290,10 @@ def _same_freeze_on_resume(out: Path, frozen: list[str], resume: bool) -> None:
         )
 
 
-@train_app.command("glance")
-def glance(
-    heavy: Path = typer.Option(..., help="Heavy model package the glance serves (the teacher)."),
-    data: Path = typer.Option(
-        ..., help="Long videos: an AVSynth set, class folders, a list or a plain folder."
-    ),
-    videos_dir: Path | None = typer.Option(
-        None, help="Root of a list's relative paths (default: the list's folder)."
-    ),
-    out: Path = typer.Option(..., "--out", help="Run directory (cache, log, package)."),
-    short_data: Path | None = typer.Option(None, help="Extra short clips (class evidence)."),
-    short_limit: int = typer.Option(300, min=1, help="Short clips used at most."),
-    val_data: Path | None = typer.Option(None, help="Long videos to report metrics on."),
-    config: str = typer.Option("tiny", help="Glance size: tiny | default."),
-    num_snippets: int = typer.Option(
-        24, min=2, help="Snippets T per video (24: one inside every 2 s event of a 60 s video)."
-    ),
-    rho: float = typer.Option(0.8, min=0.05, max=1.0, help="Patch side / frame short side."),
-    override: list[str] = typer.Option([], help="GlanceConfig override key=value (repeat)."),
-    epochs: int = typer.Option(40, min=1),
-    batch_size: int = typer.Option(16, min=1),
-    lr: float = typer.Option(2e-3, min=0.0),
-    crops: int = typer.Option(3, min=1, help="Teacher crops per snippet window."),
-    limit: int | None = typer.Option(None, min=1, help="Use the first N videos only."),
-    steps_per_epoch: int | None = typer.Option(None, min=1, help="Cap steps per epoch."),
-    threads: int | None = typer.Option(None, help="torch intra-op threads."),
-    seed: int = typer.Option(0, min=0),
-    cache_dir: Path | None = typer.Option(None, help="Default: <out>/cache."),
-    progress: bool = typer.Option(True),
-) -> None:
-    """Train the glance network of a heavy package by distillation; writes <out>/package."""
-    console = Console(stderr=True)
-    try:
-        _train_glance(**locals())
-    except (AvserveError, ValueError, KeyError) as err:
-        msg = err.message if isinstance(err, AvserveError) else str(err)
-        console.print(f"[red]error[/red] {msg}")
-        raise typer.Exit(2) from err
-
-
-def _train_glance(**a: Any) -> None:
-    import numpy as np
-    import torch
-    from rich.progress import Progress
-
-    from models import load_package
-    from models.glance import glance_cost
-    from offline.glance import distill as gt
-    from offline.glance.data import (
-        TeacherConfig,
-        build_glance_set,
-        snippet_spec_of,
-        video_records,
-    )
-
-    console: Console = a["console"]
-    if a["threads"]:
-        torch.set_num_threads(a["threads"])
-    out: Path = a["out"]
-    out.mkdir(parents=True, exist_ok=True)
-    heavy = load_package(a["heavy"])
-    cfg = gt.GlanceTrainConfig(
-        config=a["config"], num_snippets=a["num_snippets"], rho=a["rho"],
-        overrides=_parse_overrides(a["override"]), epochs=a["epochs"],
-        batch_size=a["batch_size"], lr=a["lr"], seed=a["seed"],
-        steps_per_epoch=a["steps_per_epoch"],
-    )  # fmt: skip
-    torch.manual_seed(a["seed"])
-    net = gt.build_glance(heavy, cfg)
-    cost = glance_cost(net.cfg, k=4)
-    console.print(
-        f"glance: {cost.params} params, {cost.total_gmacs:.3f} GMACs/video (T={cost.snippets}, K=4)"
-    )
-    spec, teacher = snippet_spec_of(net.cfg), TeacherConfig(crops=a["crops"])
-    cache: Path = a["cache_dir"] or out / "cache"
-
-    def load(d: Path, limit: int | None, what: str) -> Any:
-        n = len(video_records(d, videos_dir=a["videos_dir"]))
-        with Progress(console=console, disable=not a["progress"]) as bar:
-            task = bar.add_task(f"{what}: snippets + teacher", total=min(n, limit or n))
-            return build_glance_set(
-                d, heavy, spec, cache, teacher, limit=limit,
-                on_progress=lambda _: bar.advance(task), videos_dir=a["videos_dir"],
-            )  # fmt: skip
-
-    t0 = time.perf_counter()
-    train = load(a["data"], a["limit"], "train")
-    if a["short_data"] is not None:
-        train = train.concat(load(a["short_data"], a["short_limit"], "short"))
-    val = load(a["val_data"], None, "val") if a["val_data"] is not None else None
-    cache_s = time.perf_counter() - t0
-    labels_file = a["data"] / "labels.json"
-    flip = (
-        json.loads(labels_file.read_text()).get("flip_label_map") if labels_file.is_file() else None
-    )
-    (out / "train_log.jsonl").unlink(missing_ok=True)
-    t0 = time.perf_counter()
-    with Progress(console=console, disable=not a["progress"]) as bar:
-        task = bar.add_task("train glance", total=None)
-
-        def tick(step: int, total: int, losses: dict[str, float]) -> None:
-            bar.update(task, completed=step, total=total, description=f"loss {losses['total']:.3f}")
-
-        log = gt.train_glance(
-            net, train, cfg, flip_map=None if flip is None else np.asarray(flip),
-            val=val, log_path=out / "train_log.jsonl", on_step=tick,
-        )  # fmt: skip
-    train_s = time.perf_counter() - t0
-    info = {
-        "trained_on": str(a["data"]), "videos": len(train), "config": gt.config_record(cfg),
-        "cache_seconds": round(cache_s, 1), "train_seconds": round(train_s, 1),
-        "final": {k: v for k, v in log[-1].items() if k in ("train", "val")},
-    }  # fmt: skip
-    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
-    path = gt.write_glance_package(out / "package", heavy, net, info)
-    console.print(f"cache {cache_s:.0f} s, training {train_s:.0f} s; final {info['final']}")
-    console.print(f"package written to {path}")
+train_app.command("glance")(glance_cmd.glance)
+train_app.command("calibrate")(calibrate_cmd.calibrate)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.add_typer(train_app, name="train")
-
-
-@train_app.command("calibrate")
-def calibrate(
-    package: Path = typer.Option(..., help="Package whose first head is calibrated (in place)."),
-    data: Path = typer.Option(..., help="Validation set (manifest.jsonl), never the test set."),
-    target: float = typer.Option(
-        0.02, min=0.0, max=1.0, help="Largest share of class clips the rules may refuse."
-    ),
-    limit: int | None = typer.Option(None, min=1, help="Use the first N clips only."),
-    threads: int | None = typer.Option(None, help="torch intra-op threads."),
-    workers: int = typer.Option(1, min=1, help="Decode threads."),
-    json_out: bool = typer.Option(False, "--json", help="Print the fitted rules as JSON."),
-) -> None:
-    """Fit temperature scaling and the abstention threshold; store them in config.json."""
-    import torch
-
-    from offline.calibration import CalibrationConfig, calibrate_package
-
-    console = Console(stderr=True)
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        cfg = CalibrationConfig(target_false_abstention=target, workers=workers, limit=limit)
-        report = calibrate_package(package, data, cfg)
-    except (AvserveError, ValueError, KeyError) as err:
-        msg = err.message if isinstance(err, AvserveError) else str(err)
-        console.print(f"[red]error[/red] {msg}")
-        raise typer.Exit(2) from err
-    if json_out:
-        print(json.dumps(report, indent=2))
-        return
-    m = report["metrics"]
-    console.print(
-        f"head {report['head']}: temperature {report['temperature']}, min_confidence "
-        f"{report['min_confidence']}, ECE {m['ece_before']} -> {m['ece']}, false abstention "
-        f"{m['false_abstention']}, background abstention {m['background_abstention']}"
-    )

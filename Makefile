@@ -13,14 +13,16 @@ SERVE_FLAGS := $(if $(filter command line,$(origin HOST)),--host $(HOST)) \
 PYTEST_ARGS ?=
 BENCH ?=
 
-.PHONY: help venv serve test test-fast lint typecheck bench model redis browser worker clean
+.PHONY: help venv serve test test-fast lint typecheck bench bench-peers loadtest model redis browser worker clean
 
 help:
 	@echo "make serve   start the service (bundled model, in-process queue) on http://127.0.0.1:8000;"
 	@echo "             other address: make serve HOST=0.0.0.0 PORT=8001 (or AVSERVE_HOST/AVSERVE_PORT)"
 	@echo "make test    create .venv, install, start redis if needed, run the whole suite"
-	@echo "make lint    ruff + mypy"
+	@echo "make lint    ruff + mypy + hadolint (Dockerfiles)"
 	@echo "make bench   run the benchmarks (numbers go to bench-results/)"
+	@echo "make loadtest  Locust against a gateway it starts (~60 s; LOADTEST_ARGS=\"--rate 0.5\")"
+	@echo "make bench-peers  LitServe and PyTorchVideo vs avserve in .venv-bench (large torch build)"
 	@echo "make model   regenerate the shipped AVSynth model from scratch (data + training)"
 
 venv: $(STAMP)
@@ -68,12 +70,35 @@ lint: $(STAMP)
 	$(BIN)/ruff check models service offline tests benchmarks loadtests
 	$(BIN)/ruff format --check models service offline tests benchmarks loadtests
 	$(BIN)/mypy
+	$(BIN)/hadolint --failure-threshold style docker/Dockerfile docker/Dockerfile.gpu
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP) redis
 	$(BIN)/python -m benchmarks.run_all $(BENCH)
+
+# The peer benchmarks run in their own environment: LitServe, PyTorchVideo and the torchvision
+# build PyTorchVideo needs (torch 2.14.1, a large download) never enter the service's .venv.
+BENCH_VENV ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+$(BENCH_STAMP): pyproject.toml benchmarks/peers/requirements.txt
+	@test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
+	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/peers/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install -q --no-deps "pytorchvideo==0.1.5"
+	$(BENCH_VENV)/bin/python -m pip install -q -e .
+	@touch $@
+
+bench-peers: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_peers
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_pytorchvideo
+
+# Open-loop Locust profile against a gateway started on loopback; report + SLO summary.
+LOADTEST_ARGS ?=
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.run $(LOADTEST_ARGS)
 
 model: $(STAMP)
 	bash scripts/make_model.sh

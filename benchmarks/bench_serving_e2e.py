@@ -1,7 +1,7 @@
 """End-to-end part of the serving benchmark: a real ``avserve serve`` process, real uploads.
 
 For batching on and off, one server is started on loopback with the given model package and
-``loadtests.loadgen`` uploads a real video from ../shared/media at concurrency 1 / 4 / 16
+``benchmarks.peers.client`` uploads a real video from ../shared/media at concurrency 1 / 4 / 16
 (policy ``uniform``, K=2 windows, so that decode cost is the same for every request).
 """
 
@@ -22,11 +22,12 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from loadtests.loadgen import run_load
+from benchmarks.peers.client import closed_loop
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = "mdn-ie__flower.mp4"
 LOAD = {1: 4, 4: 8, 16: 16}  # concurrency -> requests
+CLASSIFY = "/v1/classify"
 
 
 def _shared_media() -> Path:
@@ -87,6 +88,10 @@ def run_e2e(console: Console, model_dir: Path) -> dict[str, Any]:
     if not video_path.is_file():
         return {"skipped": f"{video_path} not found"}
     video = video_path.read_bytes()
+
+    def upload(_: int) -> dict[str, Any]:
+        return {"files": {"file": ("video", video)}, "data": {"policy": "uniform", "k": "2"}}
+
     # A package directory is served through its parent (a directory of packages).
     serve_dir = model_dir.parent if (model_dir / "config.json").is_file() else model_dir
     rows: list[dict[str, Any]] = []
@@ -94,21 +99,9 @@ def run_e2e(console: Console, model_dir: Path) -> dict[str, Any]:
         for batching in (True, False):
             proc, url = _start(serve_dir, batching, Path(tmp) / f"server-{batching}.log")
             try:
-                asyncio.run(
-                    run_load(
-                        url, video, concurrency=1, requests=2, form={"policy": "uniform", "k": "2"}
-                    )
-                )
+                asyncio.run(closed_loop(url, CLASSIFY, upload, concurrency=1, requests=2))
                 for c, n in LOAD.items():
-                    res = asyncio.run(
-                        run_load(
-                            url,
-                            video,
-                            concurrency=c,
-                            requests=n,
-                            form={"policy": "uniform", "k": "2"},
-                        )
-                    )
+                    res = asyncio.run(closed_loop(url, CLASSIFY, upload, concurrency=c, requests=n))
                     rows.append({"batching": "on" if batching else "off", **res.summary()})
             finally:
                 _stop(proc)

@@ -1,0 +1,1 @@
+"""Locust load tests of the gateway (``make loadtest``): locustfile, profiles, SLO checker, runner."""

@@ -2,7 +2,8 @@
 
 Stages are attributes named after the table rows: ``conv1`` (stem + pool1), ``res2`` .. ``res5``,
 each a ``ModuleDict`` over the pathways present (``slow``, ``fast``, ``audio``). Laterals live in
-``fast_to_slow`` / ``audio_to_fastslow`` keyed by the stage they follow; training-only parts
+``fast_to_slow`` / ``audio_to_fastslow`` keyed by the stage they follow (the A->F->S and
+non-local variants use ``audio_to_fast`` / ``av_nonlocal`` instead of ``audio_to_fastslow``); training-only parts
 (AV-sync) live in ``sync`` so inference weights are everything else.
 
 Shapes for ``avslowfast_r50_4x16`` at crop 224 (B = batch)::
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 
 from models.blocks import AudioStem, Bottleneck, Norm, TFBlock, VideoStem, audio_stage, video_stage
 from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec, get_config
-from models.fusion import AudioToFastSlow, FastToSlow
+from models.fusion import AudioToFastSlow, AudioVisualNonLocal, FastToSlow
 from models.head import MultiPathwayHead
 from models.sync import DropPathway, SyncModules, forward_with_sync
 
@@ -74,6 +75,9 @@ class AVSlowFast(nn.Module):
 
         self.fast_to_slow = nn.ModuleDict()
         self.audio_to_fastslow = nn.ModuleDict()
+        # Empty unless config.av_fusion selects them: the released model's keys are unchanged.
+        self.audio_to_fast = nn.ModuleDict()
+        self.av_nonlocal = nn.ModuleDict()
         for i, point in enumerate(FUSION_POINTS):
             stage = "conv1" if point == "pool1" else point
             if c.fs_fusion[i]:
@@ -85,14 +89,7 @@ class AVSlowFast(nn.Module):
                     norm,
                 )
             if c.afs_fusion[i]:
-                self.audio_to_fastslow[point] = AudioToFastSlow(
-                    c.stage_width("audio", stage),
-                    c.afs_dim,
-                    c.slow_width_after(point),
-                    c.afs_kernel,
-                    c.afs_time_stride(point),
-                    norm,
-                )
+                self._add_audio_fusion(point, stage, norm)
 
         self.head = MultiPathwayHead(
             [c.stage_width(p, "res5") for p in c.pathways], c.total_classes, c.dropout
@@ -100,6 +97,23 @@ class AVSlowFast(nn.Module):
         self.drop_pathway = DropPathway(c.drop_pathway)
         self.sync = SyncModules(c, norm) if training_parts and any(c.avs_stages) else None
         self.reset_parameters()
+
+    def _add_audio_fusion(self, point: str, stage: str, norm: Norm) -> None:
+        c = self.config
+        dim_audio, stride = c.stage_width("audio", stage), c.audio_fusion_stride(point)
+        if c.av_fusion == "a_f_s":
+            self.audio_to_fast[point] = AudioToFastSlow(
+                dim_audio, c.afs_dim, c.stage_width("fast", stage), c.afs_kernel, stride, norm
+            )
+        elif c.av_fusion == "nonlocal":
+            width = c.slow_width_after(point)
+            self.av_nonlocal[point] = AudioVisualNonLocal(
+                width, dim_audio, width // 2, c.afs_kernel, stride, norm
+            )
+        else:
+            self.audio_to_fastslow[point] = AudioToFastSlow(
+                dim_audio, c.afs_dim, c.slow_width_after(point), c.afs_kernel, stride, norm
+            )
 
     def _build_stages(self, norm: Norm) -> dict[str, nn.ModuleDict]:
         c = self.config
@@ -151,7 +165,7 @@ class AVSlowFast(nn.Module):
         for m in self.modules():
             if isinstance(m, Bottleneck):
                 nn.init.zeros_(m.bn_c.weight)
-            elif isinstance(m, TFBlock):
+            elif isinstance(m, TFBlock | AudioVisualNonLocal):
                 nn.init.zeros_(m.bn_out.weight)
 
     # ---- parameters ----------------------------------------------------------------------
@@ -195,11 +209,19 @@ class AVSlowFast(nn.Module):
         return {p: layers[p](x[p]) for p in self.input_names}
 
     def fuse(self, point: str, x: dict[str, Tensor], *, add_audio: bool) -> dict[str, Tensor]:
-        """The laterals after ``point``: Slow ++ F→S, then (unless dropped) Slow + A→FS."""
+        """The laterals after ``point``: Slow ++ F→S, then (unless dropped) Slow + A→FS.
+
+        The variants: A→F→S adds audio to Fast *before* F→S; the non-local block replaces
+        the A→FS sum. A dropped pathway skips them all (the paper sums zeros).
+        """
+        if add_audio and point in self.audio_to_fast:
+            x["fast"] = x["fast"] + self.audio_to_fast[point](x["audio"])
         if point in self.fast_to_slow:
             x["slow"] = self.fast_to_slow[point](x["slow"], x["fast"])
         if add_audio and point in self.audio_to_fastslow:
             x["slow"] = x["slow"] + self.audio_to_fastslow[point](x["audio"])
+        if add_audio and point in self.av_nonlocal:
+            x["slow"] = self.av_nonlocal[point](x["slow"], x["audio"])
         return x
 
     def forward_train(self, *inputs: Tensor, audio_negative: Tensor | None = None) -> TrainOutput:

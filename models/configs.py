@@ -6,6 +6,13 @@ ratio, α_A (``audio_alpha``, official ``AU_ALPHA``) the log-mel frames per Slow
 
 Fusion points are named after the stage they follow: ``pool1`` (stem + pool), ``res2``, ``res3``,
 ``res4``; the AV-sync loss may also use ``res5`` (training-only modules, never served).
+
+How audio joins the visual pathways at the ``afs_fusion`` points is ``av_fusion`` (the paper's
+Fig. 2 / Table 5a): ``a_fs`` (released default: audio summed into Slow ++ F->S), ``a_f_s``
+(A->F->S: audio summed into Fast first, then F->S carries it into Slow) or ``nonlocal``
+(audio-visual non-local block, ``models.fusion.AudioVisualNonLocal``). The variants of the
+paper's ablations (Tables 5a and 6) are named configs (``*_a2f2s``, ``*_avnl``, ``*_late``,
+``*_fuse_res4``, ``*_fuse_res234``) for the tiny and the R50 4x16 networks.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ PATHWAYS: tuple[str, ...] = ("slow", "fast", "audio")
 STAGES: tuple[str, ...] = ("res2", "res3", "res4", "res5")
 FUSION_POINTS: tuple[str, ...] = ("pool1", "res2", "res3", "res4")
 SYNC_POINTS: tuple[str, ...] = (*FUSION_POINTS, "res5")
+AV_FUSIONS: tuple[str, ...] = ("a_fs", "a_f_s", "nonlocal")
 # Pathway sets a model may have: full AVSlowFast, visual-only SlowFast, audio-only AudioNet.
 _VALID_PATHWAYS = {("slow", "fast", "audio"), ("slow", "fast"), ("audio",)}
 DEPTH_BLOCKS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -74,6 +82,7 @@ class AVSlowFastConfig:
     afs_fusion: tuple[bool, ...] = (False, False, True, True)  # at FUSION_POINTS
     afs_dim: int = 64  # inner width of the Audio->FastSlow conv pair
     afs_kernel: int = 5
+    av_fusion: str = "a_fs"  # one of AV_FUSIONS: how audio joins at the afs_fusion points
     # Training-only parts
     drop_pathway: float = 0.8
     avs_stages: tuple[bool, ...] = (False, False, True, True, True)  # at SYNC_POINTS
@@ -157,6 +166,16 @@ class AVSlowFastConfig:
         """Time stride of the second A->FS conv: brings audio to the Slow frame count."""
         return self.audio_alpha // self.audio_time_reduction(point)
 
+    def audio_fusion_stride(self, point: str) -> int:
+        """Time stride of the last audio conv of the fusion at ``point``.
+
+        It brings the audio time axis to the Slow frames (A->FS, non-local) or, for A->F->S,
+        to the Fast frames (``audio_alpha / alpha`` log-mel frames per Fast frame).
+        """
+        if self.av_fusion == "a_f_s":
+            return max(1, self.audio_alpha // self.alpha // self.audio_time_reduction(point))
+        return self.afs_time_stride(point)
+
     def input_shapes(self, crop: int | None = None, batch: int = 1) -> dict[str, tuple[int, ...]]:
         s = crop or self.crop_size
         shapes = {
@@ -203,6 +222,8 @@ class AVSlowFastConfig:
             raise ValueError("width, alpha and channel ratios must be positive")
         if self.width_per_group % max(self.beta_inv, self.audio_beta_inv) != 0:
             raise ValueError("width_per_group must be divisible by beta_inv and audio_beta_inv")
+        if self.av_fusion not in AV_FUSIONS:
+            raise ValueError(f"av_fusion must be one of {AV_FUSIONS}, got {self.av_fusion!r}")
         if not 0 <= self.audio_tf_stages <= 4:
             raise ValueError("audio_tf_stages must be in 0..4")
         if not self.has_visual and (
@@ -220,6 +241,11 @@ class AVSlowFastConfig:
                 f"audio_frames ({self.audio_frames}) must be audio_alpha * slow_frames "
                 f"({self.audio_alpha} * {self.slow_frames}) so fused audio matches Slow time"
             )
+        if self.av_fusion != "a_fs" and any(self.avs_stages):
+            raise ValueError(
+                f"AV-sync heads read the A->FS conv outputs; av_fusion={self.av_fusion!r} "
+                "needs avs_stages all false"
+            )
         used = [p for p, on in zip(FUSION_POINTS, self.afs_fusion, strict=True) if on]
         for p, on in zip(SYNC_POINTS, self.avs_stages, strict=True):
             if on and p != "res5":
@@ -232,9 +258,16 @@ class AVSlowFastConfig:
             red = self.audio_time_reduction(p)
             t_audio = self.audio_frames // red
             k = self.afs_kernel
-            t_out = (t_audio + 2 * (k // 2) - k) // max(1, self.afs_time_stride(p)) + 1
-            if self.audio_alpha % red or t_out != self.slow_frames:
-                raise ValueError(f"audio time at {p} ({t_audio}) does not stride to Slow frames")
+            into_fast = self.av_fusion == "a_f_s" and p != "res5"
+            stride = self.audio_fusion_stride(p) if p != "res5" else self.afs_time_stride(p)
+            t_out = (t_audio + 2 * (k // 2) - k) // max(1, stride) + 1
+            per_frame = self.audio_alpha // self.alpha if into_fast else self.audio_alpha
+            target = self.fast_frames if into_fast else self.slow_frames
+            if self.audio_alpha % (self.alpha if into_fast else 1) or per_frame % red:
+                t_out = -1
+            if t_out != target:
+                which = "Fast" if into_fast else "Slow"
+                raise ValueError(f"audio time at {p} ({t_audio}) does not stride to {which} frames")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -350,6 +383,36 @@ _REGISTRY["audionet_tiny"] = replace(
     avs_stages=_NO_AVS,
     drop_pathway=0.0,
 )
+
+# The paper's fusion ablations (Table 5a: lateral type; Table 6: fusion stages), as configs of
+# the tiny (AVSynth) and the released R50 4x16 networks. Only A->FS has AV-sync heads (they read
+# its conv outputs), so the A->F->S and non-local variants train without them.
+_RES5_AVS = (False, False, False, False, True)
+
+
+def _fusion_variants(base: AVSlowFastConfig) -> dict[str, AVSlowFastConfig]:
+    def variant(suffix: str, **kw: Any) -> tuple[str, AVSlowFastConfig]:
+        return f"{base.name}_{suffix}", replace(base, name=f"{base.name}_{suffix}", **kw)
+
+    return dict(
+        (
+            variant("a2f2s", av_fusion="a_f_s", avs_stages=_NO_AVS),
+            variant("avnl", av_fusion="nonlocal", avs_stages=_NO_AVS),
+            # Table 6 "pool5": late fusion only (the head's concat), no lateral from audio.
+            variant("late", afs_fusion=_NO_FUSION, avs_stages=_RES5_AVS),
+            variant(
+                "fuse_res4",
+                afs_fusion=(False, False, False, True),
+                avs_stages=(False, False, False, True, True),
+            ),
+            # A->FS also after res2 (F->S stays after res3 and res4, as released).
+            variant("fuse_res234", afs_fusion=(False, True, True, True)),
+        )
+    )
+
+
+for _base in ("avslowfast_tiny", "avslowfast_r50_4x16"):
+    _REGISTRY.update(_fusion_variants(_REGISTRY[_base]))
 
 
 def list_configs() -> list[str]:

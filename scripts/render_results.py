@@ -1,9 +1,10 @@
-"""Render the measured tables of docs/avsynth.md from the committed result files.
+"""Render the measured tables of the docs from the committed result files.
 
 Numbers in docs come from result files, never by hand: every table between
 ``<!-- results:NAME:start -->`` and ``<!-- results:NAME:end -->`` is produced here from
-``docs/results/*.json`` (the JSON that ``avserve eval`` wrote). Run it after copying new
-results; ``tests/test_docs_results.py`` fails when a table and its JSON disagree.
+``docs/results/*.json`` (the JSON that ``avserve eval`` wrote) and, for docs/benchmarks.md,
+``bench-results/*.json`` (what ``make bench`` wrote; ``benchmarks/tables.py``). Run it after
+copying new results; ``tests/test_docs_results.py`` fails when a table and its JSON disagree.
 
     python scripts/render_results.py            # rewrite the tables in place
     python scripts/render_results.py --check    # exit 1 when a table is stale
@@ -20,7 +21,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-DOCS = [ROOT / "docs" / "avsynth.md", ROOT / "docs" / "own-videos.md"]
+DOCS = [
+    ROOT / "docs" / "avsynth.md",
+    ROOT / "docs" / "own-videos.md",
+    ROOT / "docs" / "benchmarks.md",
+    ROOT / "docs" / "ablation.md",
+]
+sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages are importable
+from benchmarks.tables import BENCH_TABLES  # noqa: E402 (after the path set-up)
 
 
 def _pct(x: float | None) -> str:
@@ -141,13 +149,71 @@ def finetune(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def ablation(r: dict[str, Any]) -> str:
+    """The paper's design ablations on AVSynth (offline/evaluation/ablation.py)."""
+    rec = r["recipe"]
+    lines = [
+        f"{r['train_clips']} training clips, {rec['epochs']} epochs, batch {rec['batch_size']}, "
+        f"crop {rec['crop_size']}, seed {rec['seed']}; test: {r['test_clips']} clips of other "
+        f"seeds; 95% Wilson intervals. Sound pairs: top-1 on the two pairs that differ only in "
+        f"sound (ball, spinner).\n",
+        "| ablation | variant | top-1 % [95% CI] | sound pairs % | paper K400 top-1 | "
+        "GMACs @crop | params |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group, names in r["groups"].items():
+        for n in names:
+            x = r["variants"][n]
+            p, pn = x["pairs"], x["pairs_n"]
+            sound = (p["ball"] * pn["ball"] + p["spinner"] * pn["spinner"]) / (
+                pn["ball"] + pn["spinner"]
+            )
+            paper = "–" if x["paper_top1"] is None else f"{x['paper_top1']:.1f}"
+            lines.append(
+                f"| {group} | {x['label']} | {_acc(x['top1'])} | {_pct(sound)} | {paper} | "
+                f"{x['gmacs_per_clip']:.4f} | {x['params_inference'] / 1e3:.0f} k |"
+            )
+    lines += [
+        "",
+        "| paper's ordering | paper (points) | AVSynth (points) | same direction | "
+        "intervals separate |",
+        "|---|---|---|---|---|",
+    ]
+    for o in r["orderings"]:
+        lines.append(
+            f"| {o['claim']} | {o['paper_points']:+.1f} | {o['avsynth_points']:+.1f} | "
+            f"{'yes' if o['same_sign'] else 'no'} | {'yes' if o['intervals_separate'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def ablation_configs(r: dict[str, Any]) -> str:
+    """Cost of every fusion-variant config (``avserve model info``), from ablation.json."""
+    lines = [
+        "| config | audio fusion | after | crop | GMACs | params (inference) | params (total) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, c in r["configs"].items():
+        lines.append(
+            f"| `{name}` | {c['av_fusion']} | {', '.join(c['audio_fusion_at']) or 'none'} | "
+            f"{c['crop']} | {c['gmacs']:.4f} | {c['params_inference'] / 1e6:.3f} M | "
+            f"{c['params_total'] / 1e6:.3f} M |"
+        )
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "ablation": ("ablation.json", ablation),
+    "ablation_configs": ("ablation.json", ablation_configs),
     "finetune": ("finetune_four.json", finetune),
     "own_videos": ("own_videos_parity.json", own_videos),
     "honesty": ("eval_honesty.json", honesty),
     "long": ("eval_long.json", long),
     "ood": ("eval_ood.json", ood),
 }
+# docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).
+# Their paths are absolute, so ``RESULTS / file`` resolves to them unchanged.
+RENDERERS |= {name: (str(ROOT / file), fn) for name, (file, fn) in BENCH_TABLES.items()}
 
 
 def render(text: str) -> str:

@@ -3,7 +3,7 @@
 A request's K clips become K *items*. Items wait in two priority lanes (interactive before
 batch) inside one bounded queue; items of one input shape are stacked into a batch of at most
 ``max_batch_size`` once the batch is full or its oldest item has waited ``max_queue_delay_ms``.
-The model runs off the event loop on the device's own thread, one batch in flight per device;
+The model runs off the event loop on the process's model thread, one batch in flight at a time;
 while it runs, the next batch is collected and stacked on a second thread, so the device
 starts the next batch as soon as the current one returns. Results scatter back per item.
 
@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service import tracing
 from service.errors import AvserveError, CapacityError
+from service.executor import model_thread
 from service.metrics import Metrics
 from service.runtime_spec import Runtime
 from service.schemas import Priority
@@ -58,7 +60,19 @@ class _Request:
 
 
 class _Item:
-    __slots__ = ("deadline", "enqueued", "future", "inputs", "key", "priority", "queued", "request")
+    __slots__ = (
+        "batch_size",
+        "deadline",
+        "ended",
+        "enqueued",
+        "future",
+        "inputs",
+        "key",
+        "priority",
+        "queued",
+        "request",
+        "started",
+    )
 
     def __init__(
         self,
@@ -77,6 +91,9 @@ class _Item:
         self.enqueued = time.monotonic()
         self.future = future
         self.queued = True  # still in a lane (False once taken into a batch or dropped)
+        # When its batch ran (monotonic) and how big it was: the caller's trace spans.
+        self.started = self.ended = 0.0
+        self.batch_size = 0
 
 
 def _shape_key(inputs: Mapping[str, np.ndarray]) -> ShapeKey:
@@ -85,6 +102,17 @@ def _shape_key(inputs: Mapping[str, np.ndarray]) -> ShapeKey:
 
 def _shutting_down() -> CapacityError:
     return CapacityError("server is shutting down", code="shutting_down")
+
+
+def _trace_batches(items: list[_Item], model: str) -> None:
+    """A request's time in the batcher as two spans: waiting for a batch, then the batches
+    its clips ran in (shared with other requests: ``avserve.batch_size`` says how full)."""
+    first = min(it.started for it in items)
+    attrs = {"avserve.model": model, "avserve.clips": len(items)}
+    tracing.record_span("batch_wait", min(it.enqueued for it in items), first, attrs)
+    attrs["avserve.batch_size"] = max(it.batch_size for it in items)
+    attrs["avserve.batches"] = len({it.started for it in items})
+    tracing.record_span("batch_run", first, max(it.ended for it in items), attrs)
 
 
 def _stack(items: list[_Item]) -> dict[str, np.ndarray]:
@@ -109,9 +137,9 @@ class DynamicBatcher:
         self.config = config or BatcherConfig()
         self.model_name = model_name
         self.metrics = metrics
-        # The device thread may be shared by every batcher of one device (one batch in flight).
-        self._own_executor = executor is None
-        self._device: Executor = executor or ThreadPoolExecutor(1, thread_name_prefix="device")
+        # Default: the process's one model thread, shared with every other batcher and the
+        # glance network, so torch has one OpenMP team (service.executor says why).
+        self._device: Executor = executor or model_thread()
         self._prep = ThreadPoolExecutor(1, thread_name_prefix="batch-prep")
         self._lanes: dict[Priority, deque[_Item]] = {p: deque() for p in Priority}
         self._queued = 0
@@ -160,8 +188,6 @@ class DynamicBatcher:
         self._queued = 0
         self._report_depth()
         self._prep.shutdown(wait=False, cancel_futures=True)
-        if self._own_executor:
-            self._device.shutdown(wait=False, cancel_futures=True)
 
     # -- public API -----------------------------------------------------------------------------
     @property
@@ -216,6 +242,8 @@ class DynamicBatcher:
         finally:
             # Success, error, timeout or a vanished caller: nothing of this request stays queued.
             self._drop(request)
+        if tracing.enabled():
+            _trace_batches(request.items, self.model_name)
         return np.stack(results)
 
     # -- scheduling -----------------------------------------------------------------------------
@@ -359,7 +387,10 @@ class DynamicBatcher:
                 for it in items:
                     self._fail(it, err)
                 return
-            self._exec_ewma_s = 0.8 * self._exec_ewma_s + 0.2 * (time.monotonic() - started)
+            ended = time.monotonic()
+            self._exec_ewma_s = 0.8 * self._exec_ewma_s + 0.2 * (ended - started)
+            for it in items:
+                it.started, it.ended, it.batch_size = started, ended, len(items)
             self.exec_count += 1
             self.inference_count += len(items)
             if logits.shape[0] != len(items):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -19,8 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from models import ModelPackage
-from models.flops import model_gmacs
-from models.glance import glance_cost
+from service import tracing
 from service.aggregate import (
     SCORE_DECIMALS,
     average_views,
@@ -29,7 +27,9 @@ from service.aggregate import (
     layout_heads,
     top_k,
 )
+from service.compute_cost import CostBook
 from service.errors import AvserveError, CapacityError
+from service.executor import model_thread
 from service.glance import GlanceRunner
 from service.media.types import (
     ClipBatch,
@@ -88,6 +88,8 @@ class PipelineObserver(Protocol):
 
     def observe_stage(self, stage: str, seconds: float) -> None: ...
 
+    def observe_stage_error(self, stage: str, code: str) -> None: ...
+
     def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None: ...
 
     def observe_verdict(self, model: str, head: str, reason: str | None) -> None: ...
@@ -95,6 +97,9 @@ class PipelineObserver(Protocol):
 
 class _NullObserver:
     def observe_stage(self, stage: str, seconds: float) -> None:
+        pass
+
+    def observe_stage_error(self, stage: str, code: str) -> None:
         pass
 
     def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None:
@@ -132,6 +137,9 @@ class Pipeline:
         self.glance = None if glance_net is None else GlanceRunner(glance_net, config.glance_device)
         # Weight of the glance head in the fused logits (chosen with the glance; notes: 0.3).
         self.glance_beta = self.glance.cfg.fusion_beta if self.glance else 0.0
+        self.costs = CostBook(
+            package.model.config, self.glance.cfg if self.glance else None, config.cost_cache_dir
+        )
         self.policies: dict[str, Policy] = {
             "uniform": UniformPolicy(),
             "dense": DensePolicy(),
@@ -149,21 +157,29 @@ class Pipeline:
         return "glance" if self.glance is not None else "heuristic"
 
     # -- costs -------------------------------------------------------------------------------
-    @functools.lru_cache(maxsize=8)  # noqa: B019 - the pipeline lives as long as its package
     def heavy_gmacs(self, crop: int) -> float:
-        """Multiply-adds of one heavy clip at ``crop`` squared (meta-device count, cached)."""
-        return model_gmacs(self.package.model.config, crop=crop)
+        """Multiply-adds of one heavy clip at ``crop`` squared (counted once, see compute_cost)."""
+        return self.costs.heavy(crop)
 
-    @functools.lru_cache(maxsize=32)  # noqa: B019
     def glance_gmacs(self, k: int) -> float:
         """Glance cost of one video: all snippets through the encoders + AV-TeST, K patches located."""
-        if self.glance is None:
-            return 0.0
-        cost = glance_cost(self.glance.cfg, k=max(k, 1))
-        return cost.forward_gmacs + k * cost.per_selected_gmacs
+        return self.costs.glance(k) if self.glance is not None else 0.0
 
     def dense30_gmacs(self) -> float:
         return 30 * self.heavy_gmacs(self.geometry.test_crop_size)
+
+    async def _count_costs(self, plan: WindowPlan) -> None:
+        """Count what the answer will report, off the loop, when no earlier process did."""
+        crops = [plan.crop_size, self.geometry.test_crop_size]
+        ks = [len(plan.windows)] if plan.policy == "glance" else []
+        if self.costs.missing(crops, ks):
+            await model_thread().run(self._fill_costs, crops, ks)
+
+    def _fill_costs(self, crops: list[int], ks: list[int]) -> None:
+        for crop in crops:
+            self.heavy_gmacs(crop)
+        for k in ks:
+            self.glance_gmacs(k)
 
     # -- classify ----------------------------------------------------------------------------
     async def classify(
@@ -198,17 +214,24 @@ class Pipeline:
             plan = policy.plan(request)
         else:
             with self._stage(plan_stage, timings, deadline):
-                plan = await asyncio.to_thread(policy.plan, request)
+                # The glance network is torch: on the model thread (service.executor); the
+                # heuristic's numpy saliency needs no model and takes a plain thread.
+                run = model_thread().run if policy.name == "glance" else asyncio.to_thread
+                plan = await run(policy.plan, request)
 
         clips_meta: list[ClipBatch] = []
         logits = await self._run_windows(path, info, plan, priority, deadline, timings, clips_meta)
-        probs = self._fuse(plan, logits)
+        with tracing.span(
+            "fusion", {"avserve.policy": plan.policy, "avserve.k": len(plan.windows)}
+        ):
+            probs = self._fuse(plan, logits)
         timings["total"] = time.perf_counter() - t0
         decode_s = timings.get("glance_decode", 0.0) + timings.get("clip_decode", 0.0)
         audio = audio_state(info, snippets, clips_meta)
         self.observer.observe_video(info.duration_s, decode_s, audio == "present")
         if audio != "present":  # the picture alone cannot tell sound-defined classes apart
             probs = {h.name: pool_audio_groups(probs[h.name], h) for h in self.layout}
+        await self._count_costs(plan)
         result = self._result(info, options, plan, probs, clips_meta, timings, snippets=snippets)
         result.verdicts = {
             h.name: judge(
@@ -241,7 +264,11 @@ class Pipeline:
             raise CapacityError(f"deadline exceeded before {name}", code="deadline_exceeded")
         start = time.perf_counter()
         try:
-            yield
+            with tracing.span(name):
+                yield
+        except AvserveError as exc:  # e.g. code timeout on a decode stage: alerted on
+            self.observer.observe_stage_error(name, exc.code)
+            raise
         finally:
             elapsed = time.perf_counter() - start
             timings[name] = timings.get(name, 0.0) + elapsed

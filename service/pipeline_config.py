@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from service.media.types import SnippetSpec
 from service.policies import PolicyConfig
@@ -21,3 +22,6 @@ class PipelineConfig:
     snippets: SnippetSpec = field(default_factory=SnippetSpec)  # heuristic (glance uses its own)
     dense_chunk: int = 6  # dense views decoded + classified per step (bounds memory)
     glance_device: str = "cpu"
+    # Compute accounting counted once per model and kept here (service.compute_cost); None:
+    # the temp folder exports go to.
+    cost_cache_dir: Path | None = None

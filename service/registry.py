@@ -6,11 +6,11 @@ A ``ServedModel`` is everything one model needs to answer a request (like LitSer
 ``ModelRegistry.get``, which is also the one place an unknown name becomes ``model_not_found``.
 
 A model directory is either one package (it holds ``config.json``) or a directory whose
-sub-directories are packages. Every model runs on the one configured device; all batchers of a
-device share that device's single thread, so at most one batch is in flight per device.
+sub-directories are packages. Every model runs on the one configured device; all batchers
+share the process's model thread (``service.executor``), so at most one batch is in flight.
 
-Lifecycle: ``load_registry(...)`` (blocking: reads weights, exports, builds sessions; run it in
-a thread) -> ``await registry.start()`` (batchers up, one warm-up batch each) -> serve ->
+Lifecycle: ``load_registry(...)`` (blocking: reads weights, exports, builds sessions; run it on
+the model thread) -> ``await registry.start()`` (batchers up, one warm-up batch each) -> serve ->
 ``await registry.close(grace_s)``. ``service.wiring`` drives it.
 """
 
@@ -19,16 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-
-import torch
 
 from models.package import ModelPackage, load_package
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.errors import AvserveError
+from service.executor import model_thread, set_torch_threads
 from service.metrics import Metrics
 from service.runtimes import Runtime, RuntimeKind, build_runtime, resolve_device
 from service.schemas import ClassifyOptions, ClassifyResult, InferFn, Priority
@@ -78,7 +76,6 @@ class ModelRegistry:
     models: dict[str, ServedModel]
     default_name: str
     warmup_batch_size: int  # clips in the warm-up batch (AVSERVE_WARMUP_BATCH_SIZE)
-    _executors: list[ThreadPoolExecutor] = field(default_factory=list)
 
     @property
     def ready(self) -> bool:
@@ -111,8 +108,6 @@ class ModelRegistry:
         for m in self.models.values():
             m.ready = False
         await asyncio.gather(*(m.batcher.close(grace_s) for m in self.models.values()))
-        for ex in self._executors:
-            ex.shutdown(wait=False, cancel_futures=True)
 
 
 def discover_packages(model_dir: Path) -> list[Path]:
@@ -148,11 +143,13 @@ def load_registry(
             code="not_ready",
         )
     dev = resolve_device(device)
-    if threads > 0:
-        torch.set_num_threads(threads)
-    executor = ThreadPoolExecutor(1, thread_name_prefix=f"device-{dev}")
+    set_torch_threads(threads)
+    executor = model_thread()
     loaded: dict[str, ServedModel] = {}
-    for d in dirs:
+
+    def load_one(d: Path) -> ServedModel:
+        # Weight init, export (it runs a forward) and the glance net's build are torch work:
+        # on the model thread like inference, so no other thread starts an OpenMP team.
         try:
             package = load_package(d)
         except ValueError as e:  # models.PackageError, or a malformed file
@@ -161,7 +158,12 @@ def load_registry(
             raise AvserveError(f"two packages are named {package.name!r}", code="not_ready")
         rt = build_runtime(package, runtime, dev, fp16=fp16, threads=threads, cache_dir=cache_dir)
         b = DynamicBatcher(rt, batcher, model_name=package.name, metrics=metrics, executor=executor)
-        loaded[package.name] = ServedModel(package, rt, b, pipeline(package, b.infer))
+        return ServedModel(package, rt, b, pipeline(package, b.infer))
+
+    for d in dirs:
+        served = executor.call(load_one, d)
+        package, rt = served.package, served.runtime
+        loaded[package.name] = served
         if metrics is not None:
             metrics.set_model_info(package.name, package.version, rt.name, rt.device)
     default = default_model or next(iter(loaded))
@@ -173,5 +175,4 @@ def load_registry(
         models=loaded,
         default_name=default,
         warmup_batch_size=warmup_batch_size,
-        _executors=[executor],
     )

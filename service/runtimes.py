@@ -2,8 +2,8 @@
 
 Every runtime executes a ``models.ServingModel`` graph: inputs ``frames`` uint8
 [B, T, S, S, 3] and ``audio`` float32 [B, N] (numpy), output ``logits`` float32 [B, C].
-A runtime is used from one thread at a time (the batcher's device thread), so none of them
-locks.
+A runtime is used from one thread only, the process's model thread (``service.executor``),
+so none of them locks.
 
 CPU and CUDA share one code path: the device is an argument. On CUDA the torch runtimes copy
 inputs through pinned host memory with non-blocking transfers and may run under fp16
@@ -149,7 +149,13 @@ class OnnxRuntime:
             )
         providers.append("CPUExecutionProvider")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_threads
+        # One team of intra-op threads, the caller (the model thread) being one of them, sized
+        # like torch's; idle workers sleep instead of spinning, so between batches the cores go
+        # to the glance net's OpenMP team and to the decode processes (service.executor).
+        opts.intra_op_num_threads = intra_op_threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self._session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)

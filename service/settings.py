@@ -243,6 +243,15 @@ class Settings(BaseSettings):
     log_json: bool = Field(
         default=True, description="One JSON object per log line (false: plain text)."
     )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        validation_alias=AliasChoices(
+            "AVSERVE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"
+        ),
+        description="OTLP/HTTP collector for traces, e.g. `http://otel-collector:4318` (also "
+        "read from `OTEL_EXPORTER_OTLP_ENDPOINT`); unset = tracing off.",
+    )
     # -- models and runtimes ----------------------------------------------------------------------
     model_dir: EmptyIsUnsetPath = Field(
         default=None,
@@ -444,6 +453,7 @@ class Settings(BaseSettings):
             default_policy=p.default_policy,
             dense_chunk=p.dense_chunk,
             glance_device=p.glance_device,
+            cost_cache_dir=self.export_cache_dir,
         )
 
     def load_api_keys(self) -> list[str]:

@@ -14,6 +14,7 @@ place of the pipeline (no decode pool is started).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from models.package import ModelPackage
+from service import tracing
+from service.errors import AvserveError
+from service.executor import model_thread
 from service.media import DecodePool, fetch_url
 from service.metrics import Metrics
 from service.notices import with_fetch_timing
@@ -104,9 +108,14 @@ class Services:
         ``on_bytes`` counts each chunk against a disk budget before it is written."""
         t0 = time.perf_counter()
         try:
-            fetched = await fetch_url(
-                url, dest_dir, self.settings.fetch_policy(), on_bytes=on_bytes
-            )
+            # The span names the host only: a presigned URL's query string is a credential.
+            with tracing.span("fetch", {"server.address": tracing.url_host(url)}):
+                fetched = await fetch_url(
+                    url, dest_dir, self.settings.fetch_policy(), on_bytes=on_bytes
+                )
+        except AvserveError as exc:
+            self.metrics.observe_stage_error("fetch", exc.code)
+            raise
         finally:
             self.metrics.observe_stage("fetch", time.perf_counter() - t0)
         return fetched.path
@@ -155,14 +164,24 @@ async def start_services(
         def pipeline(package: ModelPackage, infer: InferFn) -> Classifier:
             return stand_in
 
-    registry = await asyncio.to_thread(
-        build_registry, settings, pipeline, metrics, default_model=default_model
-    )
+    # The decode workers (fresh interpreters importing PyAV) start while the models load; the
+    # models load on the model thread, where all of this process's torch work runs.
+    spawning = asyncio.create_task(decoder.start()) if decoder is not None else None
+    try:
+        registry = await model_thread().run(
+            build_registry, settings, pipeline, metrics, default_model=default_model
+        )
+    except BaseException:
+        if decoder is not None and spawning is not None:
+            with contextlib.suppress(Exception):
+                await spawning
+            await decoder.close()
+        raise
     services = Services(settings, metrics, registry, decoder)
     try:
         await registry.start()
-        if decoder is not None:
-            await decoder.start()
+        if decoder is not None and spawning is not None:
+            await spawning
             if warmup:  # the whole path once, so the first request is as fast as the next
                 await warm_up(registry.models.values(), decoder, settings.tmp_dir)
         if jobs:
@@ -171,6 +190,9 @@ async def start_services(
             )
             await services.jobs.start()
     except BaseException:
+        if spawning is not None:  # a pool still starting would leave its workers behind
+            with contextlib.suppress(Exception):
+                await spawning
         await services.close(0)
         raise
     return services

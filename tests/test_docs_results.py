@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +34,15 @@ def test_every_marked_table_has_its_result_file() -> None:
         for name, (file, _) in r.RENDERERS.items():
             if f"<!-- results:{name}:start -->" in text:
                 assert json.loads((r.RESULTS / file).read_text())
+
+
+def test_the_result_files_behind_the_benchmark_page_are_not_git_ignored() -> None:
+    # The page must be reproducible from a clone: its JSON has to be committable.
+    r = _renderer()
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    files = [f for name, (f, _) in r.RENDERERS.items() if f"<!-- results:{name}:start -->" in text]
+    assert files, "docs/benchmarks.md has no rendered section"
+    ignored = subprocess.run(
+        ["git", "check-ignore", *files], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+    assert ignored == []

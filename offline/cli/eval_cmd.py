@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from offline.cli import ablation_cmd
 from service.errors import AvserveError
 
 eval_app = typer.Typer(help="Evaluate models and policies on AVSynth.", no_args_is_help=True)
@@ -252,3 +253,6 @@ def ood(
         console.print(f"wrote {_write(out, 'eval_ood', report)}")
 
     _run(console, go)
+
+
+eval_app.command("ablation")(ablation_cmd.ablation)

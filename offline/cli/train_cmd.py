@@ -50,6 +50,18 @@ def avslowfast(
     warmup_epochs: float = typer.Option(1.0, min=0.0),
     weight_decay: float = typer.Option(1e-4, min=0.0),
     avs_weight: float = typer.Option(0.0, min=0.0, help="AV-sync loss weight (paper: 1.0)."),
+    avs_stages: str | None = typer.Option(
+        None, help="Hierarchical AV-sync heads, e.g. 'res3,res4,res5' (default: the config's)."
+    ),
+    avs_sync_only_epochs: float = typer.Option(
+        0.0, min=0.0, help="Curriculum: epochs of AV-sync loss alone before CE joins."
+    ),
+    avs_hard_from: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Share of training after which hard negatives join (paper)."
+    ),
+    avs_hard_share: float = typer.Option(
+        0.25, min=0.0, max=1.0, help="Share of hard (same clip, shifted) negatives then."
+    ),
     crop_size: int = typer.Option(112, min=16),
     sampling_rate: int = typer.Option(2, min=1, help="30 fps grid steps between Fast frames."),
     cache_side: int = typer.Option(128, min=16, help="Side of the cached square frames."),
@@ -136,6 +148,13 @@ def _train(**a: Any) -> None:
         names = list(sources[0].classes)
         labels = {"names": names, "dataset": data.stem}
     overrides = parse_overrides(a["override"])
+    if a["avs_stages"] is not None:
+        from models.configs import SYNC_POINTS
+
+        sync_at = {x.strip() for x in a["avs_stages"].split(",") if x.strip()}
+        if sync_at - set(SYNC_POINTS):
+            raise ValueError(f"--avs-stages takes {', '.join(SYNC_POINTS)}")
+        overrides["avs_stages"] = tuple(p in sync_at for p in SYNC_POINTS)
     model = build_model(a["arch"], num_classes=len(names) or None, **overrides)
     if sources is not None and sources[0].multi_label:  # sigmoid head, trained with BCE
         first = model.config.heads[0]
@@ -210,6 +229,9 @@ def _train(**a: Any) -> None:
         warmup_start_lr=a["lr"] / 10,
         weight_decay=a["weight_decay"],
         avs_weight=a["avs_weight"],
+        avs_sync_only_epochs=a["avs_sync_only_epochs"],
+        avs_hard_from=a["avs_hard_from"],
+        avs_hard_share=a["avs_hard_share"],
         seed=a["seed"],
         device=a["device"],
         amp=a["amp"],

@@ -72,3 +72,36 @@ def plot_short(report: dict[str, Any], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_ablation(report: dict[str, Any], path: Path) -> Path:
+    """One panel per ablation group: top-1 per variant with its 95% interval."""
+    groups = report["groups"]
+    rows = report["variants"]
+    fig, axes = plt.subplots(
+        len(groups), 1, figsize=(7.5, 1.1 + 0.55 * sum(len(v) for v in groups.values())),
+        squeeze=False,
+        gridspec_kw={"height_ratios": [max(len(v), 1) for v in groups.values()]},
+    )  # fmt: skip
+    for ax, (group, names) in zip(axes[:, 0], groups.items(), strict=True):
+        acc = [rows[n]["top1"] for n in names]
+        y = np.arange(len(names))[::-1]
+        top = np.array([100 * a["top1"] for a in acc])
+        err = np.array([[t - 100 * a["ci95"][0], 100 * a["ci95"][1] - t] for a, t in zip(acc, top, strict=True)]).T  # fmt: skip
+        ax.barh(y, top, xerr=err, capsize=3, color="tab:blue", alpha=0.8)
+        ax.set_yticks(y, [rows[n]["label"] for n in names], fontsize=8)
+        ax.set_xlim(0, 100)
+        if "chance" in report:
+            ax.axvline(100 * report["chance"], color="grey", ls="--", lw=1)
+        ax.set_title(group, fontsize=9, loc="left")
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel("top-1 accuracy (%), 95% Wilson interval; dashed: chance")
+    fig.suptitle(
+        f"AVSynth short clips: ablations (test n={report['test_clips']}, "
+        f"{report['recipe']['epochs']} epochs on {report['train_clips']} clips)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from offline.train.recipe import TrainConfig, make_optimizer
+from offline.train.sync_curriculum import hard_share, loss_weights, mix_negatives
 
 Batch = Mapping[str, Tensor]
 EpochHook = Callable[["Trainer", int, dict[str, Any]], None]
@@ -106,11 +107,12 @@ class Trainer:
         named = x._asdict() if hasattr(x, "_asdict") else dict(x)
         return [named[n] for n in self.input_names]
 
-    def _negative_logmel(self, batch: Batch) -> Tensor:
+    def _negative_logmel(self, batch: Batch, epoch_float: float) -> Tensor:
+        negative = mix_negatives(
+            batch["audio"], batch["audio_negative"], hard_share(self.cfg, epoch_float)
+        )
         with torch.no_grad():
-            x = self.preprocessor(
-                self._to_device(batch["frames"]), self._to_device(batch["audio_negative"])
-            )
+            x = self.preprocessor(self._to_device(batch["frames"]), self._to_device(negative))
         return x.audio if hasattr(x, "audio") else x["audio"]
 
     # ---- one step ---------------------------------------------------------------------------
@@ -136,13 +138,18 @@ class Trainer:
             avs: Tensor | None = None
             if use_avs:
                 forward_train: Callable[..., Any] = getattr(self.model, "forward_train")  # noqa: B009
-                out = forward_train(*inputs, audio_negative=self._negative_logmel(batch))
+                negative = self._negative_logmel(batch, epoch_float)
+                out = forward_train(*inputs, audio_negative=negative)
                 logits, avs = out.logits, out.avs_loss
             else:
                 logits = self.model(*inputs)
             logits = logits[:, self._head].float()
             ce = _loss(logits, labels, self.cfg.label_smoothing)
-            loss = ce if avs is None else ce + self.cfg.avs_weight * avs.float()
+            ce_weight, avs_weight = loss_weights(self.cfg, epoch_float)
+            if avs is None:
+                loss = ce
+            else:  # CE left out (not zero-weighted) in the sync-only phase: no head update
+                loss = avs_weight * avs.float() + (ce_weight * ce if ce_weight else 0.0)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {self.state.step}")
         self.optimizer.zero_grad(set_to_none=True)

@@ -29,6 +29,11 @@ class TrainConfig:
     weight_decay: float = 1e-4
     bn_weight_decay: float = 0.0
     avs_weight: float = 0.0  # AV-sync loss weight (the paper uses 1.0); needs audio_negative
+    # AV-sync curriculum (offline/train/sync_curriculum.py): AVS alone for the first epochs,
+    # then hard negatives (same clip, shifted) join easy ones from this share of the training.
+    avs_sync_only_epochs: float = 0.0
+    avs_hard_from: float = 0.5  # paper: after 50% of the epochs
+    avs_hard_share: float = 0.25  # paper (A.8): 1/4 hard, 3/4 easy
     label_smoothing: float = 0.0
     grad_clip_norm: float | None = None
     seed: int = 0
@@ -46,6 +51,12 @@ class TrainConfig:
             raise ValueError("warmup_epochs must be in [0, epochs]")
         if not 0 <= self.momentum < 1 or self.weight_decay < 0 or self.avs_weight < 0:
             raise ValueError("momentum must be in [0, 1), weight_decay and avs_weight >= 0")
+        if not 0 <= self.avs_sync_only_epochs < self.epochs:
+            raise ValueError("avs_sync_only_epochs must be in [0, epochs)")
+        if self.avs_sync_only_epochs > 0 and self.avs_weight <= 0:
+            raise ValueError("avs_sync_only_epochs needs avs_weight > 0")
+        if not (0 <= self.avs_hard_from <= 1 and 0 <= self.avs_hard_share <= 1):
+            raise ValueError("avs_hard_from and avs_hard_share must be in [0, 1]")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("label_smoothing must be in [0, 1)")
         if self.log_every <= 0 or self.eval_every < 0 or self.checkpoint_every_steps < 0:

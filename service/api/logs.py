@@ -6,13 +6,16 @@ import json
 import logging
 import sys
 import time
-from contextvars import ContextVar
 from typing import Any
 
 from service.redact import RedactingFilter
 
-# Set by the request middleware; every log record emitted while serving a request carries it.
-request_id_var: ContextVar[str | None] = ContextVar("avserve_request_id", default=None)
+# Set by the request middleware (and by a worker per job item); every log record emitted
+# while serving a request carries it. Defined with the tracing helpers so the queue reads it
+# without importing the gateway.
+from service.tracing import log_ids, request_id_var
+
+__all__ = ["JsonFormatter", "configure_logging", "request_id_var"]
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
@@ -31,6 +34,7 @@ class JsonFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None) or request_id_var.get()
         if rid:
             out["request_id"] = rid
+        out.update(log_ids())  # trace_id, span_id while tracing is on
         for key, value in record.__dict__.items():
             if key not in _RESERVED and key not in out and not key.startswith("_"):
                 out[key] = value

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import tracing
 from service.api import paths
 from service.api.errors import error_response
 from service.api.logs import request_id_var
@@ -87,42 +88,44 @@ class RequestContextMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
-            log.exception("unhandled error")
-            if not started:
-                await error_response("internal", "internal server error", metrics=self.metrics)(
-                    scope, receive, send_wrapper
+        method = scope.get("method", "")
+        path = scope.get("path", "")
+        with tracing.server_span(method, path, scope.get("headers", ())) as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                log.exception("unhandled error")
+                if not started:
+                    await error_response("internal", "internal server error", metrics=self.metrics)(
+                        scope, receive, send_wrapper
+                    )
+            finally:
+                elapsed = time.perf_counter() - t0
+                route = scope.get("route")
+                # Requests refused before routing keep a bounded label: their path only when it is
+                # a known work route, else "unmatched" (never the raw path: label cardinality).
+                template = getattr(route, "path", None) or (
+                    path.rstrip("/") if (method, path.rstrip("/")) in WORK_ROUTES else "unmatched"
                 )
-        finally:
-            elapsed = time.perf_counter() - t0
-            method = scope.get("method", "")
-            path = scope.get("path", "")
-            route = scope.get("route")
-            # Requests refused before routing keep a bounded label: their path only when it is
-            # a known work route, else "unmatched" (never the raw path: label cardinality).
-            template = getattr(route, "path", None) or (
-                path.rstrip("/") if (method, path.rstrip("/")) in WORK_ROUTES else "unmatched"
-            )
-            self.metrics.observe_request(template, method, status, elapsed)
-            log.log(
-                logging.DEBUG if _is_open(path) else logging.INFO,
-                "%s %s %d",
-                method,
-                path,
-                status,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0],
-                    "principal": scope.get("state", {}).get("principal"),
-                },
-            )
-            request_id_var.reset(token)
+                self.metrics.observe_request(template, method, status, elapsed)
+                tracing.finish_server_span(span, method, template, status)
+                log.log(
+                    logging.DEBUG if _is_open(path) else logging.INFO,
+                    "%s %s %d",
+                    method,
+                    path,
+                    status,
+                    extra={
+                        "method": method,
+                        "path": path,
+                        "route": template,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": (scope.get("client") or ("", 0))[0],
+                        "principal": scope.get("state", {}).get("principal"),
+                    },
+                )
+                request_id_var.reset(token)
 
 
 class ApiKeyMiddleware:

@@ -36,8 +36,8 @@ async def _classify_all(
     from service.metrics import Metrics
     from service.wiring import start_services
 
-    # No more decode processes than videos in flight; no job service.
-    workers = min(concurrency, settings.media.decode_workers)
+    # No more decode processes than videos in flight (one file: one worker); no job service.
+    workers = min(concurrency, len(files), settings.media.decode_workers)
     settings = settings.model_copy(
         update={"media": settings.media.model_copy(update={"decode_workers": workers})}
     )

@@ -50,6 +50,9 @@ def _table(result: dict[str, Any]) -> Table:
         if audio
         else "absent",
     )
+    plan = result.get("decode_plan")
+    if plan:
+        table.add_row("decode plan", _plan_line(plan))
     for s in result["streams"]:
         detail = (
             f"{s['width']}x{s['height']}"
@@ -62,6 +65,21 @@ def _table(result: dict[str, Any]) -> Table:
         default = " default" if s["default"] else ""
         table.add_row(f"stream {s['index']}", f"{s['kind']} {s['codec']} {detail}{default}{mark}")
     return table
+
+
+def _plan_line(plan: dict[str, Any]) -> str:
+    index = plan["index"]
+    line = f"{index['keyframes']} keyframes ({index['source']})"
+    if index["gop_max_s"] is not None:
+        line += f", GOP mean {index['gop_mean_s']:g} s, max {index['gop_max_s']:g} s"
+    glance = plan.get("glance")
+    if glance:
+        line += (
+            f"; glance: {glance['strategy']}, {glance['gops']} GOPs, {glance['seeks']} seeks, "
+            f"~{glance['frames_est']} of {glance['full_frames_est']} frames decoded; "
+            f"a clip window ~{plan['clip_window_frames_est']} frames"
+        )
+    return line
 
 
 def probe_cmd(

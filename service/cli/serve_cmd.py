@@ -70,6 +70,9 @@ def serve(
     from service.api.server import run_server
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
+    from service import tracing
+
+    tracing.configure(settings.otlp_endpoint, service_name="avserve-gateway")
     outcome = run_server(create_app(settings), settings.host, settings.port, sock=sock)
     if outcome.error is not None:
         typer.echo(f"avserve: cannot start: {outcome.error}", err=True)

@@ -75,15 +75,21 @@ def register(app: typer.Typer) -> None:
             problem = liveness.check(health_file)
             typer.echo(problem or "alive", err=problem is not None)
             raise typer.Exit(1 if problem else 0)
-        from service.queue.runner import load_factory, run_worker
-        from service.settings import Settings
+        from service import tracing
 
+        # Each line names the request that submitted the item it is about ("-": none).
         logging.basicConfig(
-            level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+            level=log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         )
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(tracing.RequestIdFilter())
         from service.redact import install_redaction
 
         install_redaction()  # item URLs (presigned signatures) never reach the log in full
+        from service.queue.runner import load_factory, run_worker
+        from service.settings import Settings
+
         overrides: dict[str, Any] = {
             "redis_url": redis_url,
             "prefix": prefix,
@@ -101,8 +107,9 @@ def register(app: typer.Typer) -> None:
             "callback_allow_networks": tuple(callback_allow_network) or None,
         }
         try:
+            settings = Settings()
             config = dataclasses.replace(
-                Settings().queue_config(), **{k: v for k, v in overrides.items() if v is not None}
+                settings.queue_config(), **{k: v for k, v in overrides.items() if v is not None}
             )
             # The default, the classify pipeline, comes from the composition root (torch and
             # all); a processor named on the command line skips importing it.
@@ -115,6 +122,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         from service.errors import AvserveError
 
+        tracing.configure(settings.otlp_endpoint, service_name="avserve-worker")
         try:
             asyncio.run(run_worker(config, factory, health_file=health_file))
         except (AvserveError, RuntimeError) as exc:  # e.g. no model package, no pipeline

@@ -18,20 +18,28 @@ demux-only packet scan.
 
 Rotation comes from the display matrix, which FFmpeg exposes on decoded frames, so the probe
 decodes the first frame (that also proves the stream decodes at all).
+
+Keyframe index (``keyframes_s``, for read planning): MP4/MOV sample tables list every packet,
+so their keyframe entries are used as they are (shifted from decode to presentation time by
+the first keyframe's pts - dts); other containers get a demux-only scan of the video packets
+(no decoding, within the job's deadline). ``decode_plan`` summarises what reading the default
+glance and one clip window would cost (``service.media.gop_plan.describe``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
 from service.errors import MediaError
+from service.media import gop_plan
 from service.media.container import (
     Deadline,
     configure_decoder,
+    format_names,
     open_input,
     raise_media_error,
 )
@@ -39,6 +47,8 @@ from service.media.policy import MediaPolicy
 from service.media.types import AudioStreamInfo, MediaInfo, StreamSummary, VideoStreamInfo
 
 _TIMING_PACKETS = 32  # packets inspected to decide whether timestamps are usable
+_MAX_KEYFRAMES = 20_000  # beyond this (intra-only streams) no index is kept: seeks are cheap
+_MOV = {"mov", "mp4"}  # demuxers whose index lists every packet (sample tables)
 
 
 def probe(path: Path, policy: MediaPolicy) -> MediaInfo:
@@ -160,6 +170,8 @@ class _Scan:
     complete: bool = False  # every packet was demuxed
     last_end_pts: int | None = None
     min_pts: int | None = None
+    keyframes: list[int] = field(default_factory=list)  # pts of keyframe packets demuxed
+    key_shift: int | None = None  # pts - dts of the first keyframe (index entries are dts)
 
 
 def _scan(
@@ -192,6 +204,10 @@ def _scan(
                     end if scan.last_end_pts is None else max(scan.last_end_pts, end)
                 )
                 scan.min_pts = packet.pts if scan.min_pts is None else min(scan.min_pts, packet.pts)
+                if packet.is_keyframe and len(scan.keyframes) <= _MAX_KEYFRAMES:
+                    scan.keyframes.append(packet.pts)
+                    if scan.key_shift is None and packet.dts is not None:
+                        scan.key_shift = packet.pts - packet.dts
         if not got_frame:
             try:
                 frames = vs.decode(packet)
@@ -243,7 +259,8 @@ def _probe(
         header_duration = from_container if from_container > 0 else None
     configure_decoder(vs, policy)
 
-    scan = _scan(container, vs, policy, deadline, need_end=header_duration is None)
+    indexed = _index_covers(container, vs, header_duration)
+    scan = _scan(container, vs, policy, deadline, need_end=header_duration is None or not indexed)
     timing = "index" if not tb or scan.index_timing else "pts"
     if timing == "index":
         start_s = 0.0
@@ -271,6 +288,9 @@ def _probe(
             code="too_long",
         )
 
+    keyframes, source = _keyframes(vs, scan, indexed, timing, start_s)
+    plan = gop_plan.describe(keyframes, source, duration, fps or policy.fallback_fps, cc.name)
+
     # The decoded size can differ from the header (codecs that carry it in-band).
     cw, ch = scan.frame_width, scan.frame_height
     _check_size(cw, ch, policy)
@@ -288,6 +308,7 @@ def _probe(
         frames=vs.frames or None,
         start_s=start_s,
         timing=timing,
+        keyframes_s=keyframes,
     )
     audio_info = None
     if audio is not None:
@@ -311,4 +332,42 @@ def _probe(
         audio=audio_info,
         num_streams=len(streams),
         streams=tuple(_summary(s, selected) for s in streams),
+        decode_plan=plan,
     )
+
+
+def _index_covers(
+    container: av.container.InputContainer,
+    vs: av.video.stream.VideoStream,
+    header_duration: float | None,
+) -> bool:
+    """Whether the container's own index lists every packet of the stream up to its end
+    (MP4/MOV sample tables), so no scan is needed for the keyframe index."""
+
+    entries = vs.index_entries
+    if not format_names(container) & _MOV or len(entries) < 2 or not vs.time_base:
+        return False
+    if vs.frames and len(entries) >= vs.frames:
+        return True
+    end = float((entries[len(entries) - 1].timestamp - (vs.start_time or 0)) * vs.time_base)
+    return header_duration is not None and end >= header_duration - 1.0
+
+
+def _keyframes(
+    vs: av.video.stream.VideoStream, scan: _Scan, indexed: bool, timing: str, start_s: float
+) -> tuple[tuple[float, ...] | None, str]:
+    """Keyframe presentation times (s from the first frame) and where they came from."""
+    tb = vs.time_base
+    if timing == "index" or not tb:
+        return None, "none"  # frames are counted, never sought
+    if indexed:
+        shift = scan.key_shift or 0  # sample tables hold decode times
+        pts = [e.timestamp + shift for e in vs.index_entries if e.is_keyframe]
+        source = "container"
+    elif scan.complete:
+        pts, source = scan.keyframes, "scan"
+    else:
+        return None, "none"
+    if not pts or len(pts) > _MAX_KEYFRAMES:
+        return None, "none"
+    return tuple(sorted({round(float(p * tb) - start_s, 6) for p in pts})), source

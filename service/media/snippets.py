@@ -83,7 +83,11 @@ def read_snippets(
         audio=audio,
         audio_present=info.audio is not None,
         decoded_frames=sampler.stats.decoded_frames,
-        extra={"frame_times_s": frame_times, "seeks": sampler.stats.seeks},
+        extra={
+            "frame_times_s": frame_times,
+            "seeks": sampler.stats.seeks,
+            "plan": sampler.plan.summary() if sampler.plan is not None else None,
+        },
         audio_silent=silent,
         decode_errors=sampler.stats.decode_errors + audio_errors,
         coverage=sampler.stats.coverage,

@@ -30,6 +30,9 @@ class VideoStreamInfo:
     # "pts": frames are timed by their timestamps; "index": the stream has no usable timestamps
     # (raw elementary streams, all-zero IVF) and frame i is at i / fps.
     timing: str = "pts"
+    # Presentation times (s, same clock) of every keyframe, from the container's index or a
+    # demux-only scan; None when unknown. Read planning uses it (``service.media.gop_plan``).
+    keyframes_s: tuple[float, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,9 @@ class MediaInfo:
     audio: AudioStreamInfo | None
     num_streams: int
     streams: tuple[StreamSummary, ...] = ()  # every stream, the chosen ones marked selected
+    # How the default glance and one clip window would be read: keyframe index facts, GOPs,
+    # seeks, estimated frames decoded, strategy (see ``service.media.gop_plan``).
+    decode_plan: dict[str, Any] | None = None
 
     @property
     def has_audio(self) -> bool:
@@ -78,6 +84,7 @@ class MediaInfo:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["audio_present"] = self.has_audio
+        d["video"].pop("keyframes_s", None)  # summarised in decode_plan
         return d
 
 

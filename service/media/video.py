@@ -5,9 +5,12 @@ the stream start; never frame indices, so VFR and odd time bases are sampled cor
 Streams probed with "index" timing are the exception: frame i is at i / fps.
 
 Cost control: instants are visited in ascending order; the sampler seeks (to the keyframe
-before an instant) only when that skips decoding, using the container's keyframe index when it
-has one. Packets farther than half a frame spacing from every pending instant cannot be the
-nearest frame to any of them, so the decoder drops them when nothing references them
+before an instant) only when that skips decoding. With the probe's keyframe index
+(``info.video.keyframes_s``) reads are planned by ``gop_plan`` (one forward pass per GOP, seek
+or continue by estimated cost, tolerant reads moved where they end a pass sooner); without it,
+the container's index is used and seeks are learnt from where they land. Packets farther
+than half a frame spacing from every pending instant cannot be the nearest frame to any of
+them, so the decoder drops them when nothing references them
 (packet-level skipping of B-frames, in run-ups and between the frames a strided clip takes).
 With a tolerance (glance snippets) a seek may aim at the indexed keyframe nearest an instant
 and decode only that keyframe. Only the previous frame is ever held, so memory is bounded by
@@ -23,19 +26,19 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
 import av
 
 from service.errors import MediaError
+from service.media import gop_plan
 from service.media.container import Deadline, configure_decoder, raise_media_error
 from service.media.policy import MediaPolicy
 from service.media.types import MediaInfo
+from service.media.walk import Emit, Walk
 
-# emit(instant index, frame time in seconds, frame)
-Emit = Callable[[int, float, av.VideoFrame], None]
 Skip = Literal["DEFAULT", "NONREF", "NONKEY"]
 
 _NO_INDEX_SEEK_GAP_S = 2.0  # without a keyframe index, seek only for gaps larger than this
@@ -82,6 +85,14 @@ class FrameSampler:
         self._min_gain_s = max(0.5, 8.0 / self.fps)
         self._keyframe_cache: list[float] | None = None
         self._keyframe_gap = 1.0  # widest keyframe spacing in the index (at least 1 s)
+        self._cost = gop_plan.CostModel(self.fps, gop_plan.ref_fraction(info.video.codec))
+        # The probe's keyframe index (presentation times of the whole stream): seeks are then
+        # planned by estimated cost instead of learnt from where they land.
+        known = info.video.keyframes_s
+        self._exact_index = bool(known) and not self.index_timing
+        if self._exact_index:
+            self._keyframe_cache = sorted(known or ())
+        self.plan: gop_plan.ReadPlan | None = None  # the plan of the last sample() call
         # Index times can be decode times (mp4), a few frames before the presentation times
         # seeks compare against; learnt from where seeks actually land.
         self._index_shift = 0.0
@@ -182,7 +193,7 @@ class FrameSampler:
         """Keyframe times from the container index (mp4 sample tables, mkv cues), None when
         missing or a single entry. Demuxers add entries as they read and load cues on the
         first seek, so the cache is rebuilt after every seek."""
-        if self._keyframe_cache is None:
+        if self._keyframe_cache is None and not self._exact_index:
             entries = self.stream.index_entries
             if len(entries) >= 2:
                 start, tb = self.start_pts, self.tb
@@ -198,7 +209,7 @@ class FrameSampler:
         keyframes = self._keyframes()
         if keyframes is None:
             return None
-        if keyframes[-1] + self._keyframe_gap < t:
+        if keyframes[-1] + self._keyframe_gap < t and not self._exact_index:
             return None
         i = bisect.bisect_right(keyframes, t - self._index_shift) - 1
         return keyframes[i] + self._index_shift if i >= 0 else None
@@ -216,6 +227,8 @@ class FrameSampler:
             return False
         here = position if position is not None else 0.0
         keyframe = self._keyframe_before(target)
+        if keyframe is not None and self._exact_index:
+            return gop_plan.seek_pays(position, keyframe, target, self._cost)
         if keyframe is not None:
             return keyframe - here > self._min_gain_s
         return target - here > self._gap_s
@@ -250,31 +263,51 @@ class FrameSampler:
         except (av.error.FFmpegError, OverflowError) as e:
             raise_media_error(e, "seeking")
         self.stats.seeks += 1
-        self._keyframe_cache = None
+        if not self._exact_index:
+            self._keyframe_cache = None
 
     # -- sampling ------------------------------------------------------------------------------
+
+    def _reads(
+        self, instants: Sequence[float], tolerance_s: float
+    ) -> tuple[list[float], list[float]]:
+        """Where to read each instant and with what tolerance, per ``gop_plan`` when the
+        keyframe index is known (else every instant as given, with the common tolerance)."""
+        times, tolerances = list(instants), [tolerance_s] * len(instants)
+        if not self._exact_index:
+            return times, tolerances
+        keyframes = self._keyframes() or []
+        reads = gop_plan.choose_reads(instants, keyframes, tolerance_s, self._margin)
+        for r in reads:
+            if not r.keyframe_only:  # no keyframe within tolerance: an exact read
+                times[r.instant], tolerances[r.instant] = r.time_s, 0.0
+        self.plan = gop_plan.plan_reads(reads, keyframes, self.info.duration_s, self._cost)
+        return times, tolerances
 
     def sample(self, instants: Sequence[float], emit: Emit, *, tolerance_s: float = 0.0) -> None:
         """Call ``emit(i, time, frame)`` once for every instant i, with the frame chosen for it.
 
         The frame nearest in time is chosen, except that with ``tolerance_s > 0`` the frame a
         seek lands on (a keyframe) is accepted for instants within ±tolerance of it, which
-        avoids decoding the rest of its group of pictures.
+        avoids decoding the rest of its group of pictures. With a keyframe index, an instant
+        that no keyframe serves and that ends its GOP's pass is read at the earliest time its
+        tolerance allows (``gop_plan.choose_reads``).
         """
-        order = sorted(range(len(instants)), key=lambda i: instants[i])
-        state = _Walk(order, instants, tolerance_s, [instants[i] for i in order])
+        times, tolerances = self._reads(instants, tolerance_s)
+        order = sorted(range(len(times)), key=lambda i: times[i])
+        state = Walk(order, times, tolerances, [times[i] for i in order])
         while state.pending < len(order):
-            target, keyframe_only = self._plan(state.next_instant(), tolerance_s)
+            target, keyframe_only = self._plan(state.next_instant(), state.next_tolerance())
             forced = self._dirty
             if forced or self._should_seek(target, state.position):
                 self._seek(target, keyframe_only=keyframe_only)
                 state.seeked_for, state.seek_to, state.prev = state.pending, target, None
                 state.forced = forced
             if self._walk(state, emit) == "eof":
-                self._finish(instants, order[state.pending :], state.prev, emit)
+                self._finish(times, order[state.pending :], state.prev, emit)
                 return
 
-    def _walk(self, state: _Walk, emit: Emit) -> str:
+    def _walk(self, state: Walk, emit: Emit) -> str:
         """Decode forward, settling instants; returns "seek" (or done) or "eof"."""
         retries = 0
         while True:
@@ -287,7 +320,7 @@ class FrameSampler:
                     self._learn_index_shift(t)
                     # A seek can land after the instant (index in DTS, sparse cues) or nowhere.
                     target = state.next_instant()
-                    late = t > target + state.tolerance_s + 1.0 / self.fps
+                    late = t > target + state.next_tolerance() + 1.0 / self.fps
                     if late and state.seek_to > 0 and retries < 4:
                         break
                     late = False
@@ -298,7 +331,7 @@ class FrameSampler:
                     # Approximate mode: the frame a seek lands on (a keyframe, decoded anyway)
                     # stands in for every instant within the tolerance.
                     while state.pending < len(state.order) and (
-                        abs(t - state.next_instant()) <= state.tolerance_s
+                        abs(t - state.next_instant()) <= state.next_tolerance()
                     ):
                         emit(state.order[state.pending], t, frame)
                         state.pending += 1
@@ -314,7 +347,7 @@ class FrameSampler:
                 if state.pending == len(state.order):
                     return "seek"  # all settled; the caller's loop ends
                 if state.pending != before and self._should_seek(
-                    self._plan(state.next_instant(), state.tolerance_s)[0], state.position
+                    self._plan(state.next_instant(), state.next_tolerance())[0], state.position
                 ):
                     return "seek"
             else:
@@ -352,42 +385,3 @@ class FrameSampler:
             )
         for i in rest:
             emit(i, last_t, prev[1])
-
-
-@dataclass
-class _Walk:
-    """Progress of one ``sample`` call over its instants (sorted through ``order``)."""
-
-    order: list[int]
-    instants: Sequence[float]
-    tolerance_s: float
-    sorted_times: list[float] = field(default_factory=list)
-    pending: int = 0
-    prev: tuple[float, av.VideoFrame] | None = None
-    position: float | None = None  # time of the last decoded frame; None: at the start
-    seeked_for: int | None = None
-    seek_to: float = 0.0
-    forced: bool = False  # the last seek was forced by a keyframe-only landing
-
-    def next_instant(self) -> float:
-        return self.instants[self.order[self.pending]]
-
-    def near(self, t: float, margin: float) -> bool:
-        """Whether a pending instant lies within ``margin`` of ``t``."""
-        times = self.sorted_times
-        i = bisect.bisect_left(times, t - margin, lo=self.pending)
-        return i < len(times) and times[i] <= t + margin
-
-    def settle(self, t: float, frame: av.VideoFrame, emit: Emit) -> None:
-        """Emit every pending instant that frame ``t`` decides: the nearer of it and the
-        previous frame (ties go to the earlier frame)."""
-        while self.pending < len(self.order):
-            inst = self.next_instant()
-            if t < inst:
-                return
-            prev = self.prev
-            if prev is not None and (inst - prev[0]) <= (t - inst):
-                emit(self.order[self.pending], prev[0], prev[1])
-            else:
-                emit(self.order[self.pending], t, frame)
-            self.pending += 1

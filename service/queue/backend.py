@@ -68,6 +68,9 @@ class NewJob:
     # The submitting principal (an API-key id, never the key). Idempotency keys, reads and
     # the backlog quota are scoped to it.
     owner: str = ANONYMOUS
+    # Extra fields of every item's stream entry: the submitter's trace context and request id
+    # (``service.tracing.entry_fields``); never "job", "item" or "url".
+    entry_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

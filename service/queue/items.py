@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from service import tracing
 from service.errors import AvserveError
 from service.queue.backend import BackendUnavailable, Delivery, FinishOutcome, JobBackend
 from service.queue.config import QueueConfig
@@ -72,15 +73,35 @@ class ItemHandler:
     async def _persist(self, op: Callable[[], Awaitable[T]]) -> T:
         return await persist(op, self.metrics, self._config.reconnect_backoff_max_s)
 
-    def _count(self, d: Delivery, outcome: str, seconds: float | None = None) -> None:
+    def _count(
+        self, d: Delivery, outcome: str, seconds: float | None = None, code: str | None = None
+    ) -> None:
         if self.metrics is None:
             return
         lane = self.metrics.lane(d.stream)
         self.metrics.items.labels(lane, outcome).inc()
         if seconds is not None:
             self.metrics.item_seconds.labels(lane, outcome).observe(seconds)
+        if code is not None:
+            self.metrics.item_errors.labels(lane, code).inc()
 
     async def handle(self, consumer: str, delivery: Delivery) -> None:
+        # The submitting request's trace and request id (carried in the entry) cover the item:
+        # its pipeline spans and log lines join the gateway's.
+        d = delivery
+        attrs = {
+            "messaging.system": self._backend.kind,
+            "messaging.destination.name": d.stream,
+            "messaging.message.id": d.entry_id,
+            "messaging.message.delivery_count": d.deliveries,
+            "avserve.job_id": d.fields.get("job"),
+            "avserve.item": d.fields.get("item"),
+            "avserve.worker": consumer,
+        }
+        with tracing.consumer_span("job.item", d.fields, attrs):
+            await self._handle(consumer, d)
+
+    async def _handle(self, consumer: str, delivery: Delivery) -> None:
         d = delivery
         if not await self._well_formed(d):
             return
@@ -128,13 +149,13 @@ class ItemHandler:
                     consumer, d, available_in_s=delay, deliveries=d.deliveries, error=error
                 )
             )
-            self._count(d, "retry", seconds)
+            self._count(d, "retry", seconds, code=error["code"])
             return
         record = self._record(consumer, d, t0, error=error)
         await self._persist(
             lambda: self._backend.finish(d, "failed", record, self._clock(), dead_letter=retryable)
         )
-        self._count(d, "dead_lettered" if retryable else "failed", seconds)
+        self._count(d, "dead_lettered" if retryable else "failed", seconds, code=error["code"])
 
     async def exhausted(self, consumer: str, delivery: Delivery) -> None:
         """Delivered too often without a report (workers killed or stuck on it)."""
@@ -145,7 +166,7 @@ class ItemHandler:
         await self._persist(
             lambda: self._backend.finish(d, "failed", record, self._clock(), dead_letter=True)
         )
-        self._count(d, "dead_lettered")
+        self._count(d, "dead_lettered", code="worker_crashed")  # no worker finished it
 
     async def _well_formed(self, d: Delivery) -> bool:
         """Entries not written by ``submit`` (hand-made XADDs) are dropped, not retried."""

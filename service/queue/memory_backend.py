@@ -52,7 +52,13 @@ class MemStream:
     entries: dict[str, dict[str, str]] = field(default_factory=dict)  # unacknowledged entries
     undelivered: deque[str] = field(default_factory=deque)
     pending: dict[str, MemPending] = field(default_factory=dict)
+    # Group members, as Redis keeps them: added by a heartbeat, read or claim; dropped once
+    # their heartbeat expired and they hold nothing.
+    consumers: set[str] = field(default_factory=set)
     seq: int = 0
+
+    def holders(self) -> set[str]:
+        return {p.consumer for p in self.pending.values()}
 
     def add(self, fields: dict[str, str]) -> str:
         self.seq += 1
@@ -220,7 +226,7 @@ class MemoryBackend:
         self._jobs[job.job_id] = state
         stream = self._streams[job.stream]
         for i, url in enumerate(job.urls):
-            stream.add({"job": job.job_id, "item": str(i), "url": url})
+            stream.add({**job.entry_fields, "job": job.job_id, "item": str(i), "url": url})
         if key is not None:
             self._idempotency[key] = (job.job_id, job.body_hash, state.expires_at)
         self._counters["jobs_submitted"] += 1
@@ -286,6 +292,7 @@ class MemoryBackend:
         now = self._clock()
         for name in streams:
             stream = self._streams[name]
+            stream.consumers.add(consumer)
             taken = 0
             while stream.undelivered and taken < count:
                 entry_id = stream.undelivered.popleft()
@@ -382,6 +389,7 @@ class MemoryBackend:
     ) -> ReclaimResult:
         s = self._streams[stream]
         now = self._clock()
+        s.consumers.add(consumer)
         out: list[Delivery] = []
         for entry_id in sorted(s.pending, key=lambda e: int(e.split("-")[0])):
             if len(out) >= count:
@@ -405,9 +413,14 @@ class MemoryBackend:
     # -- housekeeping ------------------------------------------------------------------
     async def heartbeat(self, consumer: str, ttl_s: float) -> None:
         self._workers[consumer] = self._clock() + ttl_s
+        for s in self._streams.values():
+            s.consumers.add(consumer)
 
     async def forget_consumer(self, consumer: str) -> None:
         self._workers.pop(consumer, None)
+        for s in self._streams.values():
+            if consumer not in s.holders():
+                s.consumers.discard(consumer)
 
     async def maintain(self, now: float) -> None:
         mono = self._clock()
@@ -417,6 +430,8 @@ class MemoryBackend:
             del self._idempotency[key]
         for consumer in [c for c, exp in self._workers.items() if exp <= mono]:
             del self._workers[consumer]
+        for s in self._streams.values():
+            s.consumers = (s.consumers & self._workers.keys()) | s.holders()
 
     async def stats(self) -> QueueStats:
         mono = self._clock()
@@ -426,7 +441,7 @@ class MemoryBackend:
                 entries=len(s.entries),
                 lag=len(s.undelivered),
                 pending=len(s.pending),
-                consumers=len({p.consumer for p in s.pending.values()}),
+                consumers=len(s.consumers | s.holders()),
             )
             for name, s in self._streams.items()
         )

@@ -1,10 +1,11 @@
-"""Prometheus metrics of the job queue, registered on a registry the caller passes in.
+"""Prometheus metrics of the job queue (``avserve_jobs_*``), on a registry the caller passes in.
 
-Two kinds: per-process instruments updated by workers (item latency, outcomes,
-redeliveries), and queue-wide numbers read from the backend by a ``StatsCache`` every few
-seconds and exposed by ``QueueStatsCollector`` (queue length, consumer-group lag and
-pending, dead letters, job/item totals by state). ``avserve_queue_lag{lane="batch"}``
-matches what the KEDA ``redis-streams`` scaler reads as ``lagCount``.
+Two kinds: per-process instruments updated by workers (item latency, outcomes, errors by
+code, redeliveries), and queue-wide numbers read from the backend by a ``StatsCache`` every
+few seconds and exposed by ``QueueStatsCollector`` (queue depth, consumer-group lag and
+pending, dead letters, job/item totals by state). ``avserve_jobs_queue_lag{lane="batch"}``
+matches what the KEDA ``redis-streams`` scaler reads as ``lagCount``. Lanes are labelled
+``lane``, as in the batcher's ``avserve_batcher_queue_depth``.
 """
 
 from __future__ import annotations
@@ -41,30 +42,36 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry, config: QueueConfig) -> None:
         self._lanes = lane_labels(config)
         self.item_seconds = Histogram(
-            "avserve_queue_item_duration_seconds",
+            "avserve_jobs_item_duration_seconds",
             "Processor time per item delivery, by lane and outcome.",
             ["lane", "outcome"],
             registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
         )
         self.items = Counter(
-            "avserve_queue_items_processed",
+            "avserve_jobs_items_processed",
             "Item deliveries handled by this worker, by outcome "
             "(done, failed, retry, dead_lettered, duplicate, skipped).",
             ["lane", "outcome"],
             registry=registry,
         )
+        self.item_errors = Counter(
+            "avserve_jobs_item_errors",
+            "Failed item deliveries, by lane and error code (retried ones included).",
+            ["lane", "code"],
+            registry=registry,
+        )
         self.redeliveries = Counter(
-            "avserve_queue_redeliveries",
+            "avserve_jobs_item_redeliveries",
             "Items this worker received that had been delivered before.",
             ["lane"],
             registry=registry,
         )
         self.inflight = Gauge(
-            "avserve_queue_inflight_items", "Items being processed now.", registry=registry
+            "avserve_jobs_items_in_flight", "Items being processed now.", registry=registry
         )
         self.backend_errors = Counter(
-            "avserve_queue_backend_errors",
+            "avserve_jobs_backend_errors",
             "Queue-store operations that failed (Redis unreachable, read-only, ...).",
             registry=registry,
         )
@@ -91,21 +98,26 @@ class QueueStatsCollector(Collector):
         if stats is None:
             return
         length = GaugeMetricFamily(
-            "avserve_queue_length", "Unfinished entries (lag + pending) per lane.", labels=["lane"]
+            "avserve_jobs_queue_depth",
+            "Unfinished entries (lag + pending) per lane.",
+            labels=["lane"],
         )
         lag = GaugeMetricFamily(
-            "avserve_queue_lag",
+            "avserve_jobs_queue_lag",
             "Entries never delivered to the consumer group (KEDA lagCount).",
             labels=["lane"],
         )
         pending = GaugeMetricFamily(
-            "avserve_queue_pending", "Delivered entries not acknowledged yet.", labels=["lane"]
+            "avserve_jobs_queue_pending", "Delivered entries not acknowledged yet.", labels=["lane"]
         )
         entries = GaugeMetricFamily(
-            "avserve_queue_stream_entries", "Stream length (XLEN) per lane.", labels=["lane"]
+            "avserve_jobs_stream_entries", "Stream length (XLEN) per lane.", labels=["lane"]
         )
         consumers = GaugeMetricFamily(
-            "avserve_queue_consumers", "Consumers registered in the group.", labels=["lane"]
+            "avserve_jobs_queue_consumers",
+            "Consumers in the group: live workers (each joins on every heartbeat), plus dead "
+            "ones still holding pending entries.",
+            labels=["lane"],
         )
         for s in stats.streams:
             lane = self._lanes.get(s.stream, s.stream)
@@ -116,12 +128,12 @@ class QueueStatsCollector(Collector):
             consumers.add_metric([lane], s.consumers)
         yield from (length, lag, pending, entries, consumers)
         yield GaugeMetricFamily(
-            "avserve_queue_dead_letter_entries",
+            "avserve_jobs_dead_letter_entries",
             "Entries in the dead-letter stream.",
             value=stats.dead_letter,
         )
         yield GaugeMetricFamily(
-            "avserve_queue_workers_alive",
+            "avserve_jobs_workers_alive",
             "Workers whose heartbeat has not expired.",
             value=stats.workers_alive,
         )
@@ -133,7 +145,7 @@ class QueueStatsCollector(Collector):
             "avserve_jobs_finished", "Jobs that ended, by final state.", labels=["state"]
         )
         items = CounterMetricFamily(
-            "avserve_queue_items_finished", "Items that reached a final state.", labels=["state"]
+            "avserve_jobs_items_finished", "Items that reached a final state.", labels=["state"]
         )
         for state in _FINAL_STATES:
             jobs.add_metric([state], c.get(f"jobs_{state}", 0))
@@ -141,12 +153,12 @@ class QueueStatsCollector(Collector):
         yield jobs
         yield items
         yield CounterMetricFamily(
-            "avserve_queue_items_submitted",
+            "avserve_jobs_items_submitted",
             "Items accepted, queue-wide.",
             value=c.get("items_submitted", 0),
         )
         yield CounterMetricFamily(
-            "avserve_queue_items_dead_lettered",
+            "avserve_jobs_items_dead_lettered",
             "Items moved to the dead-letter stream.",
             value=c.get("items_dead_lettered", 0),
         )

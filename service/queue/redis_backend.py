@@ -38,7 +38,6 @@ from service.queue.backend import (
 )
 from service.queue.config import QueueConfig
 from service.queue.redis_streams import (
-    drop_idle_consumers,
     guarded,
     job_record,
     make_client,
@@ -48,6 +47,7 @@ from service.queue.redis_streams import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_CORE = frozenset({"job", "item", "url"})  # entry fields the queue owns
 
 
 class RedisBackend:
@@ -75,6 +75,7 @@ class RedisBackend:
                 "RECLAIM",
                 "FINISH_CALLBACK",
                 "HEARTBEAT",
+                "DROP_GONE_CONSUMERS",
                 "ALIVE",
             )
         }
@@ -161,6 +162,7 @@ class RedisBackend:
             len(flat),
             c.principal_quota,
             self._k("job:"),
+            json.dumps([x for kv in job.entry_fields.items() if kv[0] not in _CORE for x in kv]),
             *flat,
             *job.urls,
         ]
@@ -372,7 +374,11 @@ class RedisBackend:
 
     # -- housekeeping ------------------------------------------------------------------
     async def heartbeat(self, consumer: str, ttl_s: float) -> None:
-        await self._script("HEARTBEAT", [self._k("workers")], [consumer, int(ttl_s * 1000)])
+        await self._script(
+            "HEARTBEAT",
+            [self._k("workers"), *self._names],
+            [consumer, int(ttl_s * 1000), self._group],
+        )
 
     async def forget_consumer(self, consumer: str) -> None:
         workers = self._k("workers")
@@ -385,10 +391,10 @@ class RedisBackend:
                 await self._call(partial(self._r.xgroup_delconsumer, stream, self._group, consumer))
 
     async def maintain(self, now: float) -> None:
-        idle_ms = 10 * self._config.visibility_timeout_s * 1000
+        workers = self._k("workers")
         for key in self._names:
             await self._call(partial(trim_acked, self._r, key, self._group))
-            await self._call(partial(drop_idle_consumers, self._r, key, self._group, idle_ms))
+            await self._script("DROP_GONE_CONSUMERS", [workers, key], [self._group])
 
     async def stats(self) -> QueueStats:
         c = self._config

@@ -64,8 +64,8 @@ end
 # KEYS: 1-5 job keys, 6 lane stream, 7 idempotency key (scoped to the owner), 8 stats,
 #       9 high stream, 10 batch stream, 11 the owner's set of job ids
 # ARGV: 1 job id, 2 group, 3 body hash, 4 ttl ms, 5 max queue, 6 maxlen, 7 use idempotency,
-#       8 n job-hash args, 9 owner quota, 10 job-hash key prefix, 11.. job hash field/value
-#       pairs, then the urls
+#       8 n job-hash args, 9 owner quota, 10 job-hash key prefix, 11 JSON list of extra
+#       entry field/value pairs (trace context), 12.. job hash field/value pairs, then the urls
 # Returns {1, id} created | {0, id} replay | {-1, id} key reused with another body |
 #         {-2, backlog} queue full | {-3, owned} owner quota reached
 # The owner's unfinished items are summed over its job set (finished or expired jobs are
@@ -86,7 +86,8 @@ if ARGV[7] == '1' then
     return {-1, prev_job}
   end
 end
-local first_url = 11 + nf
+local first_url = 12 + nf
+local extra = cjson.decode(ARGV[11])
 local n = #ARGV - first_url + 1
 local queued = backlog(KEYS[9], group) + backlog(KEYS[10], group)
 if queued + n > max_queue then return {-2, tostring(queued)} end
@@ -100,11 +101,11 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[11])) do
   if left > 0 then owned = owned + left else redis.call('SREM', KEYS[11], id) end
 end
 if owned + n > tonumber(ARGV[9]) then return {-3, tostring(owned)} end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11, 10 + nf))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12, 11 + nf))
 for i = first_url, #ARGV do
   redis.call('RPUSH', KEYS[3], ARGV[i])
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', maxlen, '*',
-             'job', job_id, 'item', tostring(i - first_url), 'url', ARGV[i])
+             'job', job_id, 'item', tostring(i - first_url), 'url', ARGV[i], unpack(extra))
 end
 touch_job(ttl)
 redis.call('SADD', KEYS[11], job_id)
@@ -252,14 +253,40 @@ end
 return redis.call('XACK', KEYS[2], ARGV[1], ARGV[2])
 """
 
-# Worker liveness on the server's clock (pods' clocks may disagree).
-# KEYS: 1 workers zset. ARGV: 1 consumer, 2 ttl ms
+# Worker liveness on the server's clock (pods' clocks may disagree). A live worker is also a
+# member of every stream's group: before Redis 7.2 an XREADGROUP that returns nothing creates
+# no consumer, so an idle worker would otherwise be missing from the group's consumer count.
+# KEYS: 1 workers zset, 2.. streams. ARGV: 1 consumer, 2 ttl ms, 3 group
 HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+for i = 2, #KEYS do
+  redis.pcall('XGROUP', 'CREATECONSUMER', KEYS[i], ARGV[3], ARGV[1])  -- no group yet: skip
+end
 return now
+"""
+
+# Forget group members whose heartbeat expired (or never beat) and that hold no pending
+# entry: checked and deleted atomically, so no entry is delivered to one in between.
+# KEYS: 1 workers zset, 2 stream. ARGV: 1 group. Returns the number dropped.
+DROP_GONE_CONSUMERS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[2], ARGV[1])
+if not ok then return 0 end
+local dropped = 0
+for _, c in ipairs(consumers) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  local expiry = redis.call('ZSCORE', KEYS[1], info['name'])
+  if tonumber(info['pending']) == 0 and (not expiry or tonumber(expiry) <= now) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[2], ARGV[1], info['name'])
+    dropped = dropped + 1
+  end
+end
+return dropped
 """
 
 # KEYS: 1 workers zset. Returns the number of workers whose heartbeat has not expired.

@@ -93,14 +93,6 @@ async def trim_acked(r: Any, key: str, group: str) -> None:
     await r.xtrim(key, minid=min_id, approximate=True)
 
 
-async def drop_idle_consumers(r: Any, key: str, group: str, idle_ms: float) -> None:
-    """Forget consumers that hold nothing and have not read for ``idle_ms`` (killed workers;
-    live ones read every ``read_block_s``)."""
-    for c in await r.xinfo_consumers(key, group):
-        if int(c["pending"]) == 0 and int(c["idle"]) > idle_ms:
-            await r.xgroup_delconsumer(key, group, c["name"])
-
-
 async def stream_stats(r: Any, key: str, name: str, group: str) -> StreamStats:
     entries = int(await r.xlen(key))
     groups = await r.xinfo_groups(key) if entries or await r.exists(key) else []

@@ -18,6 +18,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from service import tracing
 from service.errors import AvserveError
 from service.queue.backend import (
     ANONYMOUS,
@@ -140,20 +141,30 @@ class JobService:
         if body.callback_url is not None:
             await self._sender.check(body.callback_url)
         now = self._clock()
-        outcome = await self.backend.submit(
-            NewJob(
-                job_id=uuid.uuid4().hex,
-                lane=body.priority,
-                stream=self.config.stream_for_lane(body.priority),
-                urls=tuple(item.url for item in body.items),
-                options_json=body.classify_options().model_dump_json(),
-                callback_url=body.callback_url,
-                body_hash=body.body_hash(),
-                idempotency_key=idempotency_key,
-                created_at=now,
-                owner=principal,
+        stream = self.config.stream_for_lane(body.priority)
+        attrs = {
+            "messaging.system": self.backend.kind,
+            "messaging.destination.name": stream,
+            "messaging.batch.message_count": len(body.items),
+        }
+        # The entries carry this span's context: the worker's item spans become its children.
+        with tracing.span("jobs.enqueue", attrs, kind="producer") as span:
+            outcome = await self.backend.submit(
+                NewJob(
+                    job_id=uuid.uuid4().hex,
+                    lane=body.priority,
+                    stream=stream,
+                    urls=tuple(item.url for item in body.items),
+                    options_json=body.classify_options().model_dump_json(),
+                    callback_url=body.callback_url,
+                    body_hash=body.body_hash(),
+                    idempotency_key=idempotency_key,
+                    created_at=now,
+                    owner=principal,
+                    entry_fields=tracing.entry_fields(),
+                )
             )
-        )
+            span.set_attribute("avserve.job_id", outcome.job_id)
         # The answer lists the job's items (first page, like GET's default), not an empty page.
         first_page = min(len(body.items), SUBMIT_ITEMS_PAGE)
         job = await self.get(outcome.job_id, limit=first_page, principal=principal)

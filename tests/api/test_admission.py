@@ -56,8 +56,8 @@ async def test_requests_over_the_concurrency_cap_get_429_with_retry_after(
         assert (await c.get("/v1/models")).status_code == 200
         reg = app.state.metrics.registry
         labels = {"route": "/v1/classify", "method": "POST", "status": "429"}
-        assert reg.get_sample_value("avserve_requests_total", labels) == 1
-        assert reg.get_sample_value("avserve_errors_total", {"code": "overloaded"}) == 1
+        assert reg.get_sample_value("avserve_http_requests_total", labels) == 1
+        assert reg.get_sample_value("avserve_http_errors_total", {"code": "overloaded"}) == 1
 
 
 async def test_a_request_past_its_deadline_gets_504(make_settings: Any) -> None:

@@ -42,7 +42,7 @@ async def trickle(chunks: list[bytes], pause_s: float) -> AsyncIterator[bytes]:
 
 def errors(app: FastAPI, code: str) -> float | None:
     value: float | None = app.state.metrics.registry.get_sample_value(
-        "avserve_errors_total", {"code": code}
+        "avserve_http_errors_total", {"code": code}
     )
     return value
 
@@ -123,7 +123,9 @@ async def test_a_client_that_disconnects_mid_upload_is_a_client_abort(
         assert errors(app, "client_closed") == 1
         assert errors(app, "internal") is None
         labels = {"route": "/v1/classify", "method": "POST", "status": "499"}
-        assert app.state.metrics.registry.get_sample_value("avserve_requests_total", labels) == 1
+        assert (
+            app.state.metrics.registry.get_sample_value("avserve_http_requests_total", labels) == 1
+        )
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 

@@ -120,7 +120,7 @@ def test_a_url_on_the_test_allow_list_is_fetched_and_classified(
     assert next(iter(result.timings_ms)) == "fetch" and result.timings_ms["fetch"] > 0
     assert result.timings_ms["total"] >= result.timings_ms["fetch"]
     assert "glance_net" not in result.timings_ms and "saliency" not in result.timings_ms
-    assert counter(server, "avserve_stage_duration_seconds_count", stage="fetch") >= 1
+    assert counter(server, "avserve_pipeline_stage_duration_seconds_count", stage="fetch") >= 1
 
 
 def test_loopback_urls_off_the_allow_list_are_forbidden(
@@ -150,12 +150,14 @@ def test_truncated_mp4_with_its_header_gets_the_truncation_error(
 def test_concurrent_requests_all_run_through_the_batcher(
     server: ServerProcess, media_dir: Path
 ) -> None:
-    before = counter(server, "avserve_inference_count_total")
+    before = counter(server, "avserve_batcher_clips_total")
     files = ["mdn-ie__flower.mp4", "mmaction2__demo.mp4", "moviepy__chaplin.mp4"] * 2
     with ThreadPoolExecutor(len(files)) as pool:
         responses = list(pool.map(lambda n: upload(server, media_dir / n, k="2"), files))
     assert [r.status_code for r in responses] == [200] * len(files)
     windows = sum(r.json()["k"] for r in responses)
-    assert counter(server, "avserve_inference_count_total") - before == windows
-    assert counter(server, "avserve_stage_duration_seconds_count", stage="heavy_net") >= len(files)
-    assert counter(server, "avserve_audio_absent_total") >= 2  # demo.mp4 twice
+    assert counter(server, "avserve_batcher_clips_total") - before == windows
+    assert counter(
+        server, "avserve_pipeline_stage_duration_seconds_count", stage="heavy_net"
+    ) >= len(files)
+    assert counter(server, "avserve_pipeline_audio_absent_total") >= 2  # demo.mp4 twice

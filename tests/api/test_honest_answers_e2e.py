@@ -44,7 +44,7 @@ def _abstentions(server: ServerProcess) -> float:
         s.value
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
-        if s.name == "avserve_abstentions_total"
+        if s.name == "avserve_pipeline_abstentions_total"
     )
 
 

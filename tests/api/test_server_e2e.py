@@ -70,7 +70,7 @@ def test_sigterm_drains_in_flight_work_refuses_new_work_and_exits_zero(
             )
         )
         slow.start()
-        wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 1)
+        wait_for(lambda: gauge(base, "avserve_http_requests_in_flight") == 1)
         server.terminate()
         wait_for(lambda: httpx.get(f"{base}/v2/health/ready").status_code == 503, timeout=5)
         ready = httpx.get(f"{base}/v2/health/ready").json()
@@ -97,7 +97,7 @@ def test_sigterm_with_work_longer_than_the_grace_period_still_exits_promptly(
             target=lambda: httpx.post(f"{base}/v1/classify", files=UPLOAD, timeout=90),
             daemon=True,
         ).start()
-        wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 1)
+        wait_for(lambda: gauge(base, "avserve_http_requests_in_flight") == 1)
         t0 = time.monotonic()
         server.terminate()
         assert server.wait(20) == 0
@@ -121,8 +121,8 @@ def test_a_client_that_hangs_up_has_its_work_cancelled(
         ).encode()
         with socket.create_connection((host, int(port))) as sock:
             sock.sendall(head + body)
-            wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 1)
+            wait_for(lambda: gauge(base, "avserve_http_requests_in_flight") == 1)
         # The socket is closed: the server notices, cancels the work, frees the slot.
-        wait_for(lambda: gauge(base, "avserve_in_flight_requests") == 0, timeout=10)
+        wait_for(lambda: gauge(base, "avserve_http_requests_in_flight") == 0, timeout=10)
     assert '"status": 499' in server.log()  # logged as a client hang-up, not as an error
     assert "unhandled error" not in server.log()

@@ -43,3 +43,17 @@ def test_probe_table_output_names_the_video_stream(media_dir: Path) -> None:
     result = runner.invoke(app, ["probe", str(media_dir / "mmaction2__test.avi")])
     assert result.exit_code == 0
     assert "mpeg4" in result.output and "44100 Hz" in result.output
+
+
+def test_probe_reports_the_keyframe_index_and_read_plan(media_dir: Path) -> None:
+    result = runner.invoke(app, ["probe", str(media_dir / "mmaction2__demo.mp4"), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert "keyframes_s" not in report["video"]  # summarised, not listed
+    plan = report["decode_plan"]
+    assert plan["index"]["source"] == "container" and plan["index"]["keyframes"] == 4
+    glance = plan["glance"]
+    assert glance["gops"] == 4 and glance["seeks"] >= 1
+    assert glance["frames_est"] < glance["sequential_frames_est"] < plan["full_frames_est"]
+    table = runner.invoke(app, ["probe", str(media_dir / "mmaction2__demo.mp4")])
+    assert "decode plan" in table.output and "4 keyframes" in table.output

@@ -288,13 +288,13 @@ async def test_metrics_count_inferences_and_executions() -> None:
     async with DynamicBatcher(rt, cfg, model_name="m", metrics=metrics) as b:
         await asyncio.gather(*(b.infer(clips(i, 2)) for i in range(4)))
     reg = metrics.registry
-    assert reg.get_sample_value("avserve_inference_count_total", {"model": "m"}) == 8
-    assert reg.get_sample_value("avserve_inference_exec_count_total", {"model": "m"}) == len(
+    assert reg.get_sample_value("avserve_batcher_clips_total", {"model": "m"}) == 8
+    assert reg.get_sample_value("avserve_batcher_batches_total", {"model": "m"}) == len(rt.batches)
+    assert reg.get_sample_value("avserve_batcher_batch_size_count", {"model": "m"}) == len(
         rt.batches
     )
-    assert reg.get_sample_value("avserve_batch_size_count", {"model": "m"}) == len(rt.batches)
-    assert reg.get_sample_value("avserve_queue_wait_seconds_count", {"model": "m"}) == 8
-    assert reg.get_sample_value("avserve_queue_depth", {"model": "m", "priority": "batch"}) == 0
+    assert reg.get_sample_value("avserve_batcher_queue_wait_seconds_count", {"model": "m"}) == 8
+    assert reg.get_sample_value("avserve_batcher_queue_depth", {"model": "m", "lane": "batch"}) == 0
 
 
 async def test_warmup_runs_a_batch_on_the_device_thread() -> None:

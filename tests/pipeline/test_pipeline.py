@@ -15,6 +15,7 @@ from models.flops import model_gmacs
 from service.errors import AvserveError
 from service.inline_decoder import InlineDecoder
 from service.media import DecodePool, MediaPolicy
+from service.metrics import Metrics
 from service.pipeline import Pipeline
 from service.pipeline_config import PipelineConfig
 from service.schemas import ClassifyOptions, Priority
@@ -163,3 +164,22 @@ async def test_deadline_already_passed_is_refused_before_any_work(
             media_dir / "mdn-ie__flower.mp4", ClassifyOptions(), deadline=loop.time() - 1
         )
     assert err.value.code == "deadline_exceeded" and infer.calls == []
+
+
+async def test_a_decode_timeout_is_counted_as_a_stage_error(
+    package: ModelPackage, media_dir: Path
+) -> None:
+    metrics = Metrics()
+    decoder = InlineDecoder(MediaPolicy(max_wall_s=1e-9))  # every decode loop is out of time
+    pipeline = Pipeline(package, decoder, DirectInfer(package), PipelineConfig(), observer=metrics)
+    with pytest.raises(AvserveError) as err:
+        await pipeline.classify(media_dir / "mdn-ie__flower.mp4", ClassifyOptions())
+    assert err.value.code == "timeout"
+    errors = {
+        (s.labels["stage"], s.labels["code"]): s.value
+        for fam in metrics.registry.collect()
+        if fam.name == "avserve_pipeline_stage_errors"
+        for s in fam.samples
+        if s.name.endswith("_total")
+    }
+    assert errors == {("probe", "timeout"): 1}

@@ -50,6 +50,22 @@ def test_windows_the_model_sees_as_background_weigh_almost_nothing() -> None:
     assert int(np.argmax(dense)) == 2
 
 
+def test_dense_one_partly_covered_event_view_outvotes_29_mostly_empty_views() -> None:
+    """A long video's 30 fixed views: 29 lean background (p_bg ~0.85), one half-covers the
+    event (p_bg ~0.35); the event view decides the dense answer."""
+    rules = HeadCalibration(temperature=1.0, background="background")
+    plain = layout_heads([("avsynth", LABELS, False)], {"avsynth": rules})  # log-posteriors in
+    mostly_empty = np.log(np.array([0.05, 0.05, 0.05, 0.85]))
+    half_event = np.log(np.array([0.05, 0.05, 0.55, 0.35]))
+    views = np.stack([mostly_empty] * 29 + [half_event])
+    dense = average_views(views, plain)["avsynth"]
+    assert int(np.argmax(dense)) == 2
+    # the same views under squared weights (the selected-window rule) would answer background
+    e = np.array([0.15] * 29 + [0.65])
+    squared = (e**2 / (e**2).sum())[:, None] * np.exp(views)
+    assert int(np.argmax(squared.sum(axis=0))) == 3
+
+
 def test_all_background_windows_give_no_event_found() -> None:
     head = _head()
     probs = fuse_windows(np.stack([_logits(3)] * 3), np.full(3, 1 / 3), [head])["avsynth"]  # type: ignore[list-item]

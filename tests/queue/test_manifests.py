@@ -4,28 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from typer.testing import CliRunner
 
 from service.cli import app
 from service.queue import QueueConfig
 from service.settings import Settings
-from tests.conftest import REPO_ROOT
-
-K8S = REPO_ROOT / "k8s"
+from tests.deploy.manifests import render
 
 
-def docs(name: str) -> dict[str, dict[str, Any]]:
-    return {d["kind"]: d for d in yaml.safe_load_all((K8S / name).read_text())}
+def docs() -> dict[str, dict[str, Any]]:
+    """The worker's objects as `kubectl apply -k k8s/` sends them, by kind."""
+    return {
+        d["kind"]: d
+        for d in render("")
+        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "worker"
+    }
 
 
 def worker_container() -> dict[str, Any]:
-    (c,) = docs("worker-deployment.yaml")["Deployment"]["spec"]["template"]["spec"]["containers"]
+    (c,) = docs()["Deployment"]["spec"]["template"]["spec"]["containers"]
     return dict(c)
 
 
 def test_termination_grace_covers_the_worker_drain() -> None:
-    deployment = docs("worker-deployment.yaml")["Deployment"]
+    deployment = docs()["Deployment"]
     env = {e["name"]: e.get("value") for e in worker_container()["env"]}
     grace = float(env["AVSERVE_QUEUE__SHUTDOWN_GRACE_S"])
     # grace + the last blocked read + releasing leftovers, with margin
@@ -46,7 +48,7 @@ def test_worker_env_and_args_are_ones_the_code_reads() -> None:
 
 def test_keda_watches_the_streams_and_group_workers_use() -> None:
     config = QueueConfig()
-    scaled = docs("keda-scaledobject.yaml")["ScaledObject"]
+    scaled = docs()["ScaledObject"]
     assert scaled["spec"]["scaleTargetRef"]["name"] == "avserve-worker"
     triggers = scaled["spec"]["triggers"]
     assert {t["metadata"]["stream"] for t in triggers} == {

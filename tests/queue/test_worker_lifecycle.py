@@ -115,9 +115,9 @@ async def test_metrics_report_backlog_outcomes_and_latency(
     idle.register_metrics(registry)
     await submit(idle, item_urls(3))
     await idle._stats.refresh()
-    assert sample(registry, "avserve_queue_lag", lane="batch") == 3
-    assert sample(registry, "avserve_queue_length", lane="batch") == 3
-    assert sample(registry, "avserve_queue_pending", lane="batch") == 0
+    assert sample(registry, "avserve_jobs_queue_lag", lane="batch") == 3
+    assert sample(registry, "avserve_jobs_queue_depth", lane="batch") == 3
+    assert sample(registry, "avserve_jobs_queue_pending", lane="batch") == 0
     assert sample(registry, "avserve_jobs_submitted_total") == 1
     assert sample(registry, "avserve_jobs_active") == 1
 
@@ -129,15 +129,15 @@ async def test_metrics_report_backlog_outcomes_and_latency(
     )
     await wait_for(lambda: _finished(busy.backend, job_id), 10, "job")
     await busy._stats.refresh()
-    assert sample(registry, "avserve_queue_items_finished_total", state="done") == 2
-    assert sample(registry, "avserve_queue_items_finished_total", state="failed") == 1
+    assert sample(registry, "avserve_jobs_items_finished_total", state="done") == 2
+    assert sample(registry, "avserve_jobs_items_finished_total", state="failed") == 1
     assert sample(registry, "avserve_jobs_finished_total", state="done") == 1
     assert (
-        sample(registry, "avserve_queue_item_duration_seconds_count", lane="batch", outcome="done")
+        sample(registry, "avserve_jobs_item_duration_seconds_count", lane="batch", outcome="done")
         == 2
     )
     assert (
-        sample(registry, "avserve_queue_items_processed_total", lane="batch", outcome="failed") == 1
+        sample(registry, "avserve_jobs_items_processed_total", lane="batch", outcome="failed") == 1
     )
-    assert sample(registry, "avserve_queue_dead_letter_entries") == 0
-    assert sample(registry, "avserve_queue_inflight_items") == 0
+    assert sample(registry, "avserve_jobs_dead_letter_entries") == 0
+    assert sample(registry, "avserve_jobs_items_in_flight") == 0

@@ -1,30 +1,31 @@
-"""Closed-loop HTTP load generator for ``POST /v1/classify`` (httpx, asyncio).
+"""The one closed-loop HTTP client every served-throughput comparison uses (asyncio + httpx).
 
 ``concurrency`` clients each send their next request as soon as the previous one answered,
-until ``requests`` answers arrived (or ``duration_s`` passed). Used by
-``benchmarks/bench_serving.py``; also runnable by hand::
-
-    python -m loadtests.loadgen http://127.0.0.1:8000 ../shared/media/mdn-ie__flower.mp4 -c 16 -n 200
+until ``requests`` answers arrived. Closed loops measure capacity at a fixed concurrency (the
+comparison the peers publish); open-loop load with SLOs is the Locust profile in loadtests/.
+The same client drives every server compared, so its own cost is the same on each side.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
+
+# One request: keyword arguments of ``httpx.AsyncClient.post`` (files/data, json or content).
+Body = dict[str, Any]
 
 
 @dataclass
 class LoadResult:
     concurrency: int
-    wall_s: float
+    wall_s: float = 0.0
     latencies_s: list[float] = field(default_factory=list)  # successful requests only
     statuses: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
@@ -37,13 +38,12 @@ class LoadResult:
     def throughput_rps(self) -> float:
         return self.ok / self.wall_s if self.wall_s > 0 else 0.0
 
-    def percentile_ms(self, q: float) -> float:
+    def percentile_ms(self, q: int) -> float:
         if not self.latencies_s:
             return float("nan")
         if len(self.latencies_s) == 1:
             return self.latencies_s[0] * 1000
-        cuts = statistics.quantiles(self.latencies_s, n=100, method="inclusive")
-        return cuts[int(q) - 1] * 1000
+        return statistics.quantiles(self.latencies_s, n=100, method="inclusive")[q - 1] * 1000
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -59,36 +59,31 @@ class LoadResult:
         }
 
 
-async def run_load(
+async def closed_loop(
     base_url: str,
-    video: bytes,
+    path: str,
+    body: Callable[[int], Body],
     *,
     concurrency: int,
     requests: int,
-    duration_s: float | None = None,
-    form: dict[str, str] | None = None,
+    timeout_s: float = 600.0,
     headers: dict[str, str] | None = None,
-    timeout_s: float = 300.0,
 ) -> LoadResult:
-    """Send ``requests`` uploads of ``video`` with ``concurrency`` clients in a closed loop."""
-    result = LoadResult(concurrency=concurrency, wall_s=0.0)
-    remaining = requests
+    """POST ``body(i)`` for i in range(requests) from ``concurrency`` closed-loop clients."""
+    result = LoadResult(concurrency=concurrency)
+    next_index = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
         base_url=base_url, timeout=timeout_s, limits=limits, headers=headers
     ) as client:
-        t_start = time.perf_counter()
-        stop_at = None if duration_s is None else t_start + duration_s
 
         async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0 and (stop_at is None or time.perf_counter() < stop_at):
-                remaining -= 1
+            nonlocal next_index
+            while next_index < requests:
+                i, next_index = next_index, next_index + 1
                 t0 = time.perf_counter()
                 try:
-                    resp = await client.post(
-                        "/v1/classify", files={"file": ("video", video)}, data=form or {}
-                    )
+                    resp = await client.post(path, **body(i))
                 except httpx.TransportError:
                     result.transport_errors += 1
                     continue
@@ -96,34 +91,13 @@ async def run_load(
                 if resp.status_code == 200:
                     result.latencies_s.append(time.perf_counter() - t0)
 
+        t_start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.wall_s = time.perf_counter() - t_start
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("base_url")
-    p.add_argument("video", type=Path)
-    p.add_argument("-c", "--concurrency", type=int, default=4)
-    p.add_argument("-n", "--requests", type=int, default=100)
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    p.add_argument("--api-key", default=None)
-    args = p.parse_args(argv)
-    headers = {"X-API-Key": args.api_key} if args.api_key else None
-    res = asyncio.run(
-        run_load(
-            args.base_url,
-            args.video.read_bytes(),
-            concurrency=args.concurrency,
-            requests=args.requests,
-            duration_s=args.duration,
-            headers=headers,
-        )
-    )
-    for key, value in res.summary().items():
-        print(f"{key:>16}: {value}")
-
-
-if __name__ == "__main__":
-    main()
+def run_closed_loop(
+    base_url: str, path: str, body: Callable[[int], Body], **kwargs: Any
+) -> LoadResult:
+    return asyncio.run(closed_loop(base_url, path, body, **kwargs))

@@ -1,0 +1,253 @@
+"""avserve's batcher against LitServe's on the same model and the same pre-decoded clips.
+
+For each model (the shipped package, and ``avslowfast_r50_4x16`` with random weights), two
+servers run side by side on loopback, each in its own process of this interpreter:
+``benchmarks.peers.avserve_app`` (avserve's runtime + ``DynamicBatcher``) and
+``benchmarks.peers.litserve_app`` (the same runtime behind ``LitAPI`` batching), both with max
+batch 8 and a 5 ms batch timeout. One closed-loop client (``benchmarks.peers.client``) sends
+the same JSON clips at concurrency 1, 16 and 64; rounds alternate which server goes first so
+that load from other processes hits both alike, and each configuration keeps its best round.
+
+Goal (issue 19): avserve >= 1.0x LitServe's throughput at every concurrency, p50/p99 no worse.
+Needs the benchmark environment (``make bench-peers``: .venv-bench with LitServe).
+Writes bench-results/peers_serving.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import machine
+from benchmarks.peers.client import run_closed_loop
+from benchmarks.peers.payload import load_spec, random_clips
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "bench-results" / "peers_serving.json"
+CONCURRENCY = (1, 16, 64)
+MAX_BATCH, TIMEOUT_S = 8, 0.005
+THREADS = {"n": 0}  # torch intra-op threads of both servers (0: torch's default)
+# Requests per concurrency: enough for full batches at 64, few where one forward takes seconds.
+PLANS: dict[str, dict[str, Any]] = {
+    "shipped": {"requests": {1: 48, 16: 160, 64: 320}, "rounds": 3},
+    "avslowfast_r50_4x16": {"requests": {1: 4, 16: 32, 64: 64}, "rounds": 1},
+}
+
+
+def r50_package(directory: Path) -> Path:
+    import torch
+
+    import models
+
+    torch.manual_seed(0)
+    model = models.build_model("avslowfast_r50_4x16", num_classes=400)
+    labels = [f"class_{i:03d}" for i in range(400)]
+    return models.save_package(
+        directory / "r50", model, name="r50-random", version="0", labels=labels
+    )
+
+
+def shipped_package() -> Path:
+    import models
+
+    return Path(models.__file__).resolve().parent / "zoo" / "avsynth"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(
+    module: str, package: Path, log: Path, *extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    cmd = [sys.executable, "-m", module, "--package", str(package), "--port", str(port)]
+    cmd += ["--max-batch", str(MAX_BATCH), "--timeout", str(TIMEOUT_S), *extra]
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    if THREADS["n"]:  # both servers alike: OpenMP reads it before torch starts its pool
+        env["OMP_NUM_THREADS"] = str(THREADS["n"])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError(f"{module} did not start:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int]:
+    if server == "avserve":
+        s = httpx.get(f"{url}/stats", timeout=10).json()
+        return int(s["batches"]), int(s["clips"])
+    if not stats_file.is_file():
+        return 0, 0
+    batches, clips = stats_file.read_text().split()[:2]
+    return int(batches), int(clips)
+
+
+def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[dict[str, Any]]:
+    plan = PLANS[label]
+    if quick:  # a check that the harness works, not a measurement
+        plan = {"requests": {c: max(2, n // 8) for c, n in plan["requests"].items()}, "rounds": 1}
+    spec = load_spec(package)
+    clips = random_clips(spec, 32)
+    stats_file = work / f"litserve-{label}.stats"
+    servers = {
+        "avserve": _start("benchmarks.peers.avserve_app", package, work / f"avserve-{label}.log"),
+        "litserve": _start(
+            "benchmarks.peers.litserve_app",
+            package,
+            work / f"litserve-{label}.log",
+            "--stats-file",
+            str(stats_file),
+        ),
+    }
+    best: dict[tuple[str, int], dict[str, Any]] = {}
+    rounds: list[dict[str, Any]] = []
+    try:
+        for _, url in servers.values():  # first requests pay one-off set-up on both sides
+            run_closed_loop(
+                url, "/predict", lambda i: {"json": clips[i]}, concurrency=2, requests=4
+            )
+        for rnd in range(plan["rounds"]):
+            for c in CONCURRENCY:
+                order = list(servers) if (rnd + c) % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    url = servers[name][1]
+                    b0, c0 = _batches(name, url, stats_file)
+                    res = run_closed_loop(
+                        url,
+                        "/predict",
+                        lambda i: {"json": clips[i % len(clips)]},
+                        concurrency=c,
+                        requests=plan["requests"][c],
+                    )
+                    b1, c1 = _batches(name, url, stats_file)
+                    row = {
+                        "model": label,
+                        "server": name,
+                        "round": rnd,
+                        **res.summary(),
+                        "mean_batch": round((c1 - c0) / max(b1 - b0, 1), 2),
+                    }
+                    rounds.append(row)
+                    print(
+                        f"  {label} {name:8s} c={c:2d} round {rnd}: "
+                        f"{row['throughput_rps']:.2f} req/s p50 {row['p50_ms']:.0f} ms "
+                        f"p99 {row['p99_ms']:.0f} ms batch {row['mean_batch']}",
+                        flush=True,
+                    )
+                    if (name, c) not in best or row["throughput_rps"] > best[(name, c)][
+                        "throughput_rps"
+                    ]:
+                        best[(name, c)] = row
+    finally:
+        for proc, _ in servers.values():
+            _stop(proc)
+    return [best[(s, c)] for c in CONCURRENCY for s in servers] + [
+        {"all_rounds": rounds, "model": label}
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import litserve
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", nargs="*", default=list(PLANS), choices=list(PLANS))
+    p.add_argument("--quick", action="store_true", help="few requests, one round (smoke test)")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="intra-op threads of both servers (default: torch's, one per core)",
+    )
+    args = p.parse_args(argv)
+    THREADS["n"] = args.torch_threads
+    info = machine()
+    print(f"peer serving benchmark on {info}", flush=True)
+    rows: list[dict[str, Any]] = []
+    rounds: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for label in args.models:
+            package = shipped_package() if label == "shipped" else r50_package(work)
+            out = compare(label, package, work, args.quick)
+            rounds[label] = out.pop()["all_rounds"]
+            rows += out
+    ratios = []
+    for label in args.models:
+        for c in CONCURRENCY:
+            a = next(
+                r
+                for r in rows
+                if (r["model"], r["server"], r["concurrency"]) == (label, "avserve", c)
+            )
+            b = next(
+                r
+                for r in rows
+                if (r["model"], r["server"], r["concurrency"]) == (label, "litserve", c)
+            )
+            ratios.append(
+                {
+                    "model": label,
+                    "concurrency": c,
+                    "throughput_ratio": round(a["throughput_rps"] / b["throughput_rps"], 3),
+                    "p50_ratio": round(a["p50_ms"] / b["p50_ms"], 3),
+                    "p99_ratio": round(a["p99_ms"] / b["p99_ms"], 3),
+                }
+            )
+    result = {
+        "benchmark": "peers_serving",
+        "what": "pre-decoded clips as JSON over loopback HTTP, closed loop; avserve runtime + "
+        "DynamicBatcher vs the same runtime behind LitServe; max batch 8, 5 ms; best round",
+        "machine": info | {"loadavg_at_end": os.getloadavg(), "litserve": litserve.__version__},
+        "torch_threads": args.torch_threads or torch.get_num_threads(),
+        "max_batch_size": MAX_BATCH,
+        "batch_timeout_s": TIMEOUT_S,
+        "plans": {k: {"requests": v["requests"], "rounds": v["rounds"]} for k, v in PLANS.items()},
+        "rows": rows,
+        "ratios": ratios,
+        "goal_avserve_ge_litserve": all(r["throughput_ratio"] >= 1.0 for r in ratios),
+        "rounds": rounds,
+    }
+    for r in ratios:
+        print(
+            f"{r['model']} c={r['concurrency']}: avserve/LitServe throughput "
+            f"{r['throughput_ratio']:.2f}x, p50 {r['p50_ratio']:.2f}x, p99 {r['p99_ratio']:.2f}x"
+        )
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

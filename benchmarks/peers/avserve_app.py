@@ -1,0 +1,76 @@
+"""avserve's side of the LitServe comparison: its runtime and dynamic batcher behind uvicorn.
+
+``POST /predict`` takes one pre-decoded clip (``benchmarks.peers.payload``) and answers its
+logits, like the LitServe app. The model runs through ``service.runtimes.build_runtime`` and
+``service.batcher.DynamicBatcher``, built as the gateway builds them, with the batching
+knobs set to LitServe's (max batch 8, 5 ms); the media and HTTP layers of the gateway are
+not involved because LitServe has none.
+
+    python -m benchmarks.peers.avserve_app --package DIR --port 8101
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+
+from benchmarks.peers.payload import decode
+
+
+def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
+    from models import load_package
+    from service.batcher import BatcherConfig, DynamicBatcher
+    from service.runtimes import build_runtime
+
+    package = load_package(package_dir)
+    runtime = build_runtime(package, "eager", "cpu")
+    cfg = BatcherConfig(max_batch_size=max_batch, max_queue_delay_ms=timeout_s * 1000)
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with DynamicBatcher(runtime, cfg) as batcher:
+            await batcher.warmup(1)
+            await batcher.warmup(max_batch)
+            state["batcher"] = batcher
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict[str, Any]:
+        x = decode(await request.json(), runtime.spec)
+        logits = await state["batcher"].infer({k: v[None] for k, v in x.items()})
+        return {"logits": logits[0].tolist()}
+
+    @app.get("/health")
+    async def health() -> str:
+        return "ok"
+
+    @app.get("/stats")
+    async def stats() -> dict[str, int]:
+        b = state["batcher"]
+        return {"batches": b.exec_count, "clips": b.inference_count}
+
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--package", type=Path, required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--max-batch", type=int, default=8)
+    p.add_argument("--timeout", type=float, default=0.005, help="batch timeout (s)")
+    args = p.parse_args()
+    app = build_app(args.package, args.max_batch, args.timeout)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -229,8 +229,14 @@ def main(argv: list[str] | None = None) -> None:
         "benchmark": "peers_serving",
         "what": "pre-decoded clips as JSON over loopback HTTP, closed loop; avserve runtime + "
         "DynamicBatcher vs the same runtime behind LitServe; max batch 8, 5 ms; best round",
-        "machine": info | {"loadavg_at_end": os.getloadavg(), "litserve": litserve.__version__},
-        "torch_threads": args.torch_threads or torch.get_num_threads(),
+        # The servers' torch threads (this client process's own do not matter).
+        "machine": info
+        | {
+            "loadavg_at_end": os.getloadavg(),
+            "litserve": litserve.__version__,
+            "torch_threads": args.torch_threads or torch.get_num_threads(),
+        },
+        "quick": args.quick,
         "max_batch_size": MAX_BATCH,
         "batch_timeout_s": TIMEOUT_S,
         "plans": {k: {"requests": v["requests"], "rounds": v["rounds"]} for k, v in PLANS.items()},

@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def machine_line(r: dict[str, Any]) -> str:
+def machine_line(r: dict[str, Any], threads: bool = True) -> str:
     m = r.get("machine", {})
     load = m.get("loadavg_at_start")
     parts = [
         f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores",
         f"Python {m.get('python', '?')}, torch {m.get('torch', '?')}",
     ]
-    if m.get("torch_threads") is not None:
+    if threads and m.get("torch_threads") is not None:
         parts.append(f"{m['torch_threads']} torch threads")
     if load:
         end = m.get("loadavg_at_end")
@@ -134,6 +134,8 @@ def peers_serving(r: dict[str, Any]) -> str:
             f"{a['p50_ms']:.0f} / {b['p50_ms']:.0f} | {a['p99_ms']:.0f} / {b['p99_ms']:.0f} | "
             f"{a['mean_batch']:.1f} / {b['mean_batch']:.1f} |"
         )
+    if r.get("quick"):
+        lines.append("\n*A `--quick` harness check (few requests, one round), not a measurement.*")
     goal = "met" if r["goal_avserve_ge_litserve"] else "not met"
     lines.append(f"\nGoal avserve ≥ 1.0× LitServe's throughput at every concurrency: **{goal}**.")
     return machine_line(r) + "\n".join(lines)
@@ -171,7 +173,11 @@ def loadtest(r: dict[str, Any]) -> str:
         f"Profile `{r['profile']}`: Poisson arrivals {stages}, then {p['drain_s']:.0f} s drain; "
         f"mix {mix}; policy `{p['policy']}`. **{'PASS' if r['passed'] else 'FAIL'}**: "
         f"{r['requests']} requests, {r['failures']} failed (error rate {r['error_rate']:.2%}), "
-        f"{r['shed_429']} shed with 429.\n",
+        f"{r['shed_429']} shed with 429. Arrivals sent: "
+        + ", ".join(f"{k} {v}" for k, v in r.get("arrivals_sent", {}).items())
+        + ". Gateway settings: "
+        + (", ".join(f"`{k}={v}`" for k, v in r.get("gateway_env", {}).items()) or "defaults")
+        + ".\n",
         "| request | count | failures | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|",
     ]
@@ -186,6 +192,99 @@ def loadtest(r: dict[str, Any]) -> str:
             f"| {c['name']} {c['metric']} | {c['value']} | {c['limit']} | "
             f"{'yes' if c['ok'] else '**no**'} |"
         )
+    # The machine's torch threads are the load generator's, not the gateway's: left out.
+    return machine_line(r, threads=False) + "\n".join(lines)
+
+
+def model_thread(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['what']}.\n",
+        "| runtime | one thread only (reference) ms | torch on several threads (before) ms | "
+        "served (model thread) ms | served / reference |",
+        "|---|---|---|---|---|",
+    ]
+    for kind, x in r["summary"].items():
+        lines.append(
+            f"| {kind} | {x['reference_ms']:.1f} | {x['legacy_ms']:.1f} | {x['served_ms']:.1f} | "
+            f"{x['served_vs_reference']:.2f} |"
+        )
+    return machine_line(r) + "\n".join(lines)
+
+
+def media(r: dict[str, Any]) -> str:
+    if "loadavg_at_start" not in r.get("machine", {}) and "load_before" in r:
+        r = {
+            **r,
+            "machine": {**r["machine"], "loadavg_at_start": r["load_before"]["loadavg_1_5_15"]},
+        }
+    lines = [
+        "| video (keyframe every) | scenario | wall s | % of full | CPU s | CPU % of full | "
+        "before (baseline tree) % of full |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, v in r["videos"].items():
+        base = v.get("baseline_scenarios", {})
+        for name, x in v["scenarios"].items():
+            b = base.get(name)
+            before = "–" if b is None else f"{100 * b['fraction_of_full']:.1f}"
+            lines.append(
+                f"| {label} ({v['gop_frames']} frames) | {name} | {x['seconds']:.2f} | "
+                f"{100 * x['fraction_of_full']:.1f} | {x['cpu_seconds']:.2f} | "
+                f"{100 * x['cpu_fraction_of_full']:.1f} | "
+                f"{before} |"
+            )
+    lines.append("")
+    for label, v in r["videos"].items():
+        g = v.get("goal_met", {})
+        plan = v.get("decode_plan", {}).get("glance", {})
+        lines.append(
+            f"- {label}: goal glance + 3 windows ≤ {100 * v['goal_fraction']:.0f} % of a full "
+            f"decode: wall {'met' if g.get('wall') else '**not met**'}, CPU "
+            f"{'met' if g.get('cpu') else '**not met**'}; glance plan "
+            f"`{plan.get('strategy', '?')}` over {plan.get('gops', '?')} GOPs"
+        )
+    return machine_line(r) + "\n".join(lines)
+
+
+def long_video(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['what']}.\n",
+        "| minutes | MB | policy (K) | wall s | decode s | decode × vs 1 min | peak RSS gateway MB "
+        "| peak RSS decode workers MB | peak RSS total MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in r["rows"]:
+        lines.append(
+            f"| {x['minutes']} | {x['file_mb']:.1f} | {x['policy']} ({x['k']}) | "
+            f"{x['wall_s']:.1f} | {x['decode_ms'] / 1000:.1f} | {x['decode_vs_first']:.2f} | "
+            f"{x['peak_rss_gateway_mb']:.0f} | {x['peak_rss_workers_mb']:.0f} | "
+            f"{x['peak_rss_total_mb']:.0f} |"
+        )
+    sm = r["summary"]
+    lines.append(
+        f"\nPeak RSS {sm['peak_rss_total_mb']:.0f} MB (goal ≤ {sm['rss_goal_mb']:.0f} MB: "
+        f"{'met' if sm['rss_goal_met'] else '**not met**'}); decode time grew "
+        f"{sm['decode_growth']:.2f}× for {sm['duration_growth']:.0f}× the duration "
+        f"({'sub-linear' if sm['sublinear'] else '**not sub-linear**'})."
+    )
+    return machine_line(r) + "\n".join(lines)
+
+
+def scaling(r: dict[str, Any]) -> str:
+    lines = [
+        f"Load ramp on `{r['video']}` ({r['shared_machine']}); gateway settings "
+        + ", ".join(f"`{k}={v}`" for k, v in r.get("server_env", {}).items())
+        + ".\n",
+        "| signal | peak | first rise after load s | idle again after last response s | "
+        "rose within one Prometheus scrape |",
+        "|---|---|---|---|---|",
+    ]
+    for name, x in r["summary"].items():
+        lines.append(
+            f"| `{name}` | {x['peak']:g} | {x['first_rise_after_s']:.1f} | "
+            f"{x['idle_again_after_last_response_s']:.1f} | "
+            f"{'yes' if x['rose_within_one_prometheus_scrape'] else 'no'} |"
+        )
     return machine_line(r) + "\n".join(lines)
 
 
@@ -199,4 +298,8 @@ BENCH_TABLES = {
     "bench_peers_serving": ("bench-results/peers_serving.json", peers_serving),
     "bench_peers_pytorchvideo": ("bench-results/peers_pytorchvideo.json", peers_pytorchvideo),
     "loadtest": ("docs/loadtest/summary.json", loadtest),
+    "bench_model_thread": ("bench-results/model_thread.json", model_thread),
+    "bench_media": ("bench-results/media.json", media),
+    "bench_long_video": ("bench-results/long_video.json", long_video),
+    "bench_scaling": ("bench-results/scaling.json", scaling),
 }

@@ -13,13 +13,15 @@ Configuration (set by ``python -m loadtests.run``, or by hand):
 - ``AVSERVE_LOADTEST_PROFILE``: the profile as JSON (default: the ``short`` profile);
 - ``AVSERVE_LOADTEST_MEDIA_DIR``: videos to upload; ``AVSERVE_LOADTEST_MEDIA``: comma list of
   their file names; ``AVSERVE_LOADTEST_MEDIA_URL``: base URL where the same files are served;
-- ``AVSERVE_LOADTEST_API_KEY``: sent as ``X-API-Key`` when set.
+- ``AVSERVE_LOADTEST_API_KEY``: sent as ``X-API-Key`` when set;
+- ``AVSERVE_LOADTEST_ARRIVALS_FILE``: where the arrivals sent per kind are written (JSON).
 
     locust -f loadtests/locustfile.py --headless --host http://127.0.0.1:8000 --csv out/run
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -47,6 +49,7 @@ MEDIA_DIR = Path(os.environ.get("AVSERVE_LOADTEST_MEDIA_DIR", "../shared/media")
 MEDIA = [m for m in os.environ.get("AVSERVE_LOADTEST_MEDIA", "").split(",") if m]
 MEDIA_URL = os.environ.get("AVSERVE_LOADTEST_MEDIA_URL", "").rstrip("/")
 API_KEY = os.environ.get("AVSERVE_LOADTEST_API_KEY")
+ARRIVALS_FILE = os.environ.get("AVSERVE_LOADTEST_ARRIVALS_FILE")
 JOB_POLL_S = 0.5
 JOB_TIMEOUT_S = 120.0
 _VIDEOS: dict[str, bytes] = {}  # uploads read once, not per request
@@ -95,6 +98,7 @@ class ArrivalUser(HttpUser):
         if API_KEY:
             self.client.headers["X-API-Key"] = API_KEY
         self.in_flight: dict[gevent.Greenlet, float] = {}
+        self.sent = 0
         _ALL_USERS.append(self)
         self.next_at = time.perf_counter()
 
@@ -115,6 +119,7 @@ class ArrivalUser(HttpUser):
             return
         g = gevent.spawn(self._guarded, self.send)
         self.in_flight[g] = time.perf_counter()
+        self.sent += 1
         g.link(lambda done: self.in_flight.pop(done, None))
 
     def _guarded(self, fn: Callable[[], None]) -> None:
@@ -211,18 +216,39 @@ _ALL_USERS: list[ArrivalUser] = []
 
 @events.test_stopping.add_listener
 def _count_unfinished(**_: Any) -> None:
-    """Whatever is still in flight after the drain counts as failed, not as never sent."""
+    """Whatever is still in flight after the drain counts as failed, not as never sent.
+
+    Called by the shape before it ends the run (so the final CSV has these rows); the
+    ``test_stopping`` hook covers a run stopped otherwise (Ctrl-C, ``--run-time``).
+    """
+    if ARRIVALS_FILE:  # what was sent, to set against what was answered
+        counts = {u.kind: u.sent for u in _ALL_USERS}
+        Path(ARRIVALS_FILE).write_text(json.dumps(counts))
     for user in _ALL_USERS:
-        for g, started in list(user.in_flight.items()):
+        unfinished = list(user.in_flight.items())
+        user.in_flight.clear()
+        for g, started in unfinished:
             _record(user.name, started, UnfinishedError("no answer by the end of the run"))
             g.kill(block=False)
 
 
 class ProfileShape(LoadTestShape):
-    """One arrival user per kind for the profile's stages and drain, then stop."""
+    """One arrival user per kind for the profile's stages and drain, then stop.
+
+    After the drain, whatever is still in flight is recorded as failed and the run lasts
+    ``SETTLE_S`` longer: Locust writes its CSV files once a second and not again at exit, so
+    records made in the last second would be missing from the CSV the SLO checker reads.
+    """
+
+    SETTLE_S = 2.5
+    ended_at: float | None = None
 
     def tick(self) -> tuple[int, float] | None:
-        if PROFILE.rate_at(self.get_run_time()) is None:
-            return None
         users = len(USER_CLASSES)  # fixed_count = 1 each; a kind with no share idles
-        return users, float(users)
+        now = self.get_run_time()
+        if PROFILE.rate_at(now) is not None:
+            return users, float(users)
+        if self.ended_at is None:
+            self.ended_at = now
+            _count_unfinished()
+        return (users, float(users)) if now - self.ended_at < self.SETTLE_S else None

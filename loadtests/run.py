@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             "AVSERVE_LOADTEST_MEDIA_DIR": str(media_dir),
             "AVSERVE_LOADTEST_MEDIA": ",".join(media),
             "AVSERVE_LOADTEST_MEDIA_URL": media_url,
+            "AVSERVE_LOADTEST_ARRIVALS_FILE": str(args.out / "arrivals.json"),
             "PYTHONPATH": str(REPO),
         }
         locust = [
@@ -171,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         "profile_settings": json.loads(profile.to_json()),
         "media": media,
         "gateway_env": gateway_env,
-        "machine": machine() | {"loadavg_at_end": os.getloadavg()},
+        "arrivals_sent": json.loads((args.out / "arrivals.json").read_text()),
+        # torch_threads of this process would describe the load generator, not the gateway.
+        "machine": {k: v for k, v in machine().items() if k != "torch_threads"}
+        | {"loadavg_at_end": os.getloadavg()},
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     print(format_summary(summary))

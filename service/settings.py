@@ -246,9 +246,7 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://\S+$",
-        validation_alias=AliasChoices(
-            "AVSERVE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT", "otlp_endpoint"
-        ),
+        validation_alias=AliasChoices("AVSERVE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
         description="OTLP/HTTP collector for traces, e.g. `http://otel-collector:4318` (also "
         "read from `OTEL_EXPORTER_OTLP_ENDPOINT`); unset = tracing off.",
     )

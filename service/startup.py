@@ -36,6 +36,8 @@ def env_name(loc: tuple[Any, ...]) -> str:
         return "settings"
     if names == ["redis_url"]:
         return "REDIS_URL"
+    if len(names) == 1 and names[0].isupper():  # an alias that is an env var already
+        return names[0]
     return ENV_PREFIX + "__".join(n.upper() for n in names)
 
 

@@ -308,3 +308,21 @@ def test_with_an_otlp_endpoint_spans_reach_the_collector(tmp_path: Path) -> None
 )
 def test_the_traces_url_is_derived_from_a_collector_base_url(given: str, url: str) -> None:
     assert tracing.traces_endpoint(given) == url
+
+
+@pytest.mark.parametrize("var", ["AVSERVE_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"])
+def test_an_endpoint_that_is_not_http_is_a_one_line_start_up_error(
+    var: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+    from service.startup import describe_settings_error
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(var, "grpc://collector:4317")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    line = describe_settings_error(caught.value)
+    assert "\n" not in line
+    assert line.startswith("invalid setting AVSERVE_OTLP_ENDPOINT=grpc://collector:4317")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -130,3 +135,81 @@ def test_requests_that_never_answered_count_as_failures_of_their_request_name(
     assert summary["rows"][UPLOAD]["requests"] == 9
     assert summary["failures"] == 3
     assert not summary["passed"]
+
+
+class _SlowHandler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(4.0)  # slower than the arrivals: a closed loop would send 1 per 4 s
+        with contextlib.suppress(OSError):  # the client may be gone by then
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_arrivals_keep_coming_while_the_server_is_slow_and_the_unanswered_fail_the_run(
+    tmp_path: Path,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    profile = Profile(name="t", stages=(Stage(6, 3.0),), mix={"upload": 1.0}, slos={}, drain_s=1.0)
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"not really a video")
+    env = os.environ | {
+        "AVSERVE_LOADTEST_PROFILE": profile.to_json(),
+        "AVSERVE_LOADTEST_MEDIA_DIR": str(tmp_path),
+        "AVSERVE_LOADTEST_MEDIA": "v.mp4",
+        "AVSERVE_LOADTEST_ARRIVALS_FILE": str(tmp_path / "arrivals.json"),
+    }
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
+             "--only-summary", "--exit-code-on-error", "0", "--csv", str(tmp_path / "run"),
+             "--host", f"http://127.0.0.1:{server.server_address[1]}"],
+            cwd=REPO, env=env, capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    sent = json.loads((tmp_path / "arrivals.json").read_text())["upload"]
+    row = read_stats(tmp_path / "run_stats.csv")[UPLOAD]
+    assert sent >= 8  # ~18 expected at 3/s for 6 s; a closed loop would manage 2
+    assert row["requests"] == sent  # every arrival is in the CSV: answered or failed
+    assert row["failures"] >= 1  # the ones still waiting at the end count against the run
+    assert not check(read_stats(tmp_path / "run_stats.csv"), profile)["passed"]
+
+
+def _make_dry_run(target: str) -> list[str]:
+    outer = ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if k not in outer}
+    out = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-B", target],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def test_make_loadtest_runs_the_locust_runner_from_the_dev_environment() -> None:
+    lines = _make_dry_run("loadtest")
+    assert lines[-1] == ".venv/bin/python -m loadtests.run"
+
+
+def test_make_bench_peers_keeps_litserve_and_pytorchvideo_out_of_the_service_venv() -> None:
+    lines = _make_dry_run("bench-peers")
+    installs = [line for line in lines if "pip install" in line]
+    assert installs and all(line.startswith(".venv-bench/bin/python") for line in installs)
+    assert any('"torch==2.14.1" "torchvision==0.29.1"' in line for line in installs)
+    assert lines[-2:] == [
+        ".venv-bench/bin/python -m benchmarks.bench_peers",
+        ".venv-bench/bin/python -m benchmarks.bench_pytorchvideo",
+    ]

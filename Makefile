@@ -92,7 +92,9 @@ $(BENCH_STAMP): pyproject.toml benchmarks/peers/requirements.txt
 	@touch $@
 
 bench-peers: $(BENCH_STAMP)
-	$(BENCH_VENV)/bin/python -m benchmarks.bench_peers
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_peers --models shipped
+	$(BENCH_VENV)/bin/python -m benchmarks.bench_peers --models avslowfast_r50_4x16 \
+		--out bench-results/peers_serving_r50.json
 	$(BENCH_VENV)/bin/python -m benchmarks.bench_pytorchvideo
 
 # Open-loop Locust profile against a gateway started on loopback; report + SLO summary.

@@ -19,7 +19,7 @@ def machine_line(r: dict[str, Any], threads: bool = True) -> str:
         f"Python {m.get('python', '?')}, torch {m.get('torch', '?')}",
     ]
     if threads and m.get("torch_threads") is not None:
-        parts.append(f"{m['torch_threads']} torch threads")
+        parts.append(f"torch threads: {m['torch_threads']}")
     if load:
         end = m.get("loadavg_at_end")
         span = f"{load[0]:.1f}" + (f" → {end[0]:.1f}" if end else "")
@@ -288,6 +288,56 @@ def scaling(r: dict[str, Any]) -> str:
     return machine_line(r) + "\n".join(lines)
 
 
+def startup(r: dict[str, Any]) -> str:
+    names = {
+        "import_torch_s": "`import torch` alone",
+        "help_s": "`avserve --help`",
+        "classify_s": "`avserve classify` one short file",
+        "serve_ready_s": "`avserve serve` to ready",
+    }
+    lines = [
+        f"{r['what']}.\n",
+        "| measure | median wall s | best wall s | median CPU s | goal s |",
+        "|---|---|---|---|---|",
+    ]
+    for key, x in r["rows"].items():
+        goal = "–"
+        if "goal_s" in x:
+            goal = f"≤ {x['goal_s']:g} ({'met' if x['goal_met'] else '**not met**'})"
+        lines.append(
+            f"| {names.get(key, key)} | {x['median_wall_s']:.2f} | {x['min_wall_s']:.2f} | "
+            f"{x['median_cpu_s']:.2f} | {goal} |"
+        )
+    return machine_line(r) + "\n".join(lines)
+
+
+def serving(r: dict[str, Any]) -> str:
+    b = r["batcher"]
+    lines = [
+        f"`{r['model']['name']}` {r['model']['version']}, runtime `{b['runtime']}`, "
+        f"{b['requests']} requests of K clips, max batch {b['max_batch_size']}, best of "
+        f"{b['rounds']} rounds.\n",
+        "| K | batching | conc. | clips/s | vs offline batched | p50 ms | p99 ms | mean batch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for x in b["rows"]:
+        lines.append(
+            f"| {x['k']} | {x['batching']} | {x['concurrency']} | {x['clips_per_s']:.1f} | "
+            f"{x['clips_per_s'] / x['offline_clips_per_s']:.0%} | {x['p50_ms']:.0f} | "
+            f"{x['p99_ms']:.0f} | {x['mean_batch']:.1f} |"
+        )
+    g = r["goals"]
+    lines.append("")
+    for k, x in g.items():
+        if isinstance(x, dict):
+            lines.append(
+                f"- {k}: at concurrency 16 batching on/off {x['on_vs_off_at_16']:.2f}× (goal "
+                f"≥ {g['on_vs_off_goal']}×), served/offline {x['served_vs_offline_at_16']:.0%} "
+                f"(goal ≥ {g['served_vs_offline_goal']:.0%})"
+            )
+    return machine_line(r) + "\n".join(lines)
+
+
 # Section name -> (result file under the repository root, renderer).
 BENCH_TABLES = {
     "bench_models": ("bench-results/models.json", models),
@@ -296,10 +346,13 @@ BENCH_TABLES = {
     "bench_admission": ("bench-results/admission.json", admission),
     "bench_first_request": ("bench-results/first_request.json", first_request),
     "bench_peers_serving": ("bench-results/peers_serving.json", peers_serving),
+    "bench_peers_serving_r50": ("bench-results/peers_serving_r50.json", peers_serving),
     "bench_peers_pytorchvideo": ("bench-results/peers_pytorchvideo.json", peers_pytorchvideo),
     "loadtest": ("docs/loadtest/summary.json", loadtest),
     "bench_model_thread": ("bench-results/model_thread.json", model_thread),
     "bench_media": ("bench-results/media.json", media),
     "bench_long_video": ("bench-results/long_video.json", long_video),
     "bench_scaling": ("bench-results/scaling.json", scaling),
+    "bench_startup": ("bench-results/startup.json", startup),
+    "bench_serving": ("bench-results/serving.json", serving),
 }

@@ -82,6 +82,30 @@ def long(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def long_windows(r: dict[str, Any]) -> str:
+    """The heavy model on each window alone, by how well the window holds the event."""
+    lines = [
+        "| policy | K | event fills | crop holds the event | windows | window right % [95% CI] "
+        "| window says background % |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in r["results"]:
+        if x["policy"] not in ("glance", "dense") or x["k"] not in (None, max(r_k(r))):
+            continue
+        for w in x.get("windows", []):
+            box = {True: "yes", False: "no", None: "–"}[w["box_hit"]]
+            lines.append(
+                f"| {x['policy']} | {'30 views' if x['k'] is None else x['k']} | "
+                f"{w['event_fill']} | {box} | {w['windows']} | {_acc(w)} | "
+                f"{_pct(w['called_background'])} |"
+            )
+    return "\n".join(lines)
+
+
+def r_k(r: dict[str, Any]) -> list[int]:
+    return [x["k"] for x in r["results"] if x["k"] is not None] or [0]
+
+
 def ood(r: dict[str, Any]) -> str:
     lines = [
         f"`{r['model']['name']}` {r['model']['version']}, policy `{r['policy']}`, on "
@@ -209,6 +233,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "own_videos": ("own_videos_parity.json", own_videos),
     "honesty": ("eval_honesty.json", honesty),
     "long": ("eval_long.json", long),
+    "long_windows": ("eval_long.json", long_windows),
     "ood": ("eval_ood.json", ood),
 }
 # docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).

@@ -149,6 +149,32 @@ def average_views(logits: np.ndarray, layout: Sequence[HeadLayout]) -> dict[str,
     }
 
 
+@dataclass(frozen=True)
+class WindowReading:
+    """What the heavy model saw in one window on its own, before fusion."""
+
+    top: dict[str, LabelScore]  # head -> its best label in this window (calibrated)
+    evidence: float | None  # 1 - p(background); None for a head without a background outcome
+
+
+def window_readings(logits: np.ndarray, layout: Sequence[HeadLayout]) -> list[WindowReading]:
+    """Per-window top-1 of every head and the window's evidence; logits [K, C]."""
+    logits = np.asarray(logits, dtype=np.float64)
+    has_bg = any(h.background_index is not None for h in layout)
+    evidence = _evidence(logits, layout)
+    out = []
+    for i, z in enumerate(logits):
+        top = {
+            h.name: top_k(
+                _activate(z[h.start : h.stop] / h.temperature, h.multi_label), h.labels, 1
+            )[0]
+            for h in layout
+        }
+        e = round(float(evidence[i]), SCORE_DECIMALS) if has_bg else None
+        out.append(WindowReading(top=top, evidence=e))
+    return out
+
+
 def top_k(probs: np.ndarray, labels: Sequence[str], k: int) -> list[LabelScore]:
     """Highest-scoring labels, ties broken by label index; scores rounded to SCORE_DECIMALS."""
     order = np.argsort(-np.asarray(probs), kind="stable")[:k]

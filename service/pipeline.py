@@ -26,6 +26,7 @@ from service.aggregate import (
     glance_only,
     layout_heads,
     top_k,
+    window_readings,
 )
 from service.compute_cost import CostBook
 from service.errors import AvserveError, CapacityError
@@ -232,7 +233,9 @@ class Pipeline:
         if audio != "present":  # the picture alone cannot tell sound-defined classes apart
             probs = {h.name: pool_audio_groups(probs[h.name], h) for h in self.layout}
         await self._count_costs(plan)
-        result = self._result(info, options, plan, probs, clips_meta, timings, snippets=snippets)
+        result = self._result(
+            info, options, plan, probs, clips_meta, timings, snippets=snippets, logits=logits
+        )
         result.verdicts = {
             h.name: judge(
                 probs[h.name],
@@ -332,8 +335,12 @@ class Pipeline:
         timings: dict[str, float],
         *,
         snippets: GlanceSnippets | None = None,
+        logits: np.ndarray | None = None,
     ) -> ClassifyResult:
         resolved = [w for batch in clips for w in batch.windows]
+        readings = (
+            window_readings(logits, self.layout) if logits is not None else [None] * len(resolved)
+        )
         windows = [
             WindowOut(
                 start_s=round(r.start_s, 4),
@@ -341,8 +348,10 @@ class Pipeline:
                 saliency=round(float(w), SCORE_DECIMALS),
                 box=r.box.as_list(),
                 padded=r.padded,
+                heads=seen.top if seen else None,
+                evidence=seen.evidence if seen else None,
             )
-            for r, w in zip(resolved, plan.weights, strict=True)
+            for r, w, seen in zip(resolved, plan.weights, readings, strict=True)
         ]
         k = len(plan.windows)
         heavy = k * self.heavy_gmacs(plan.crop_size) if k else 0.0

@@ -106,6 +106,15 @@ class WindowOut(BaseModel):
     saliency: float = Field(description="Fusion weight of this window (sums to 1 over windows).")
     box: list[int] = Field(description="Crop box in source display pixels: [x, y, w, h].")
     padded: bool = False
+    heads: dict[str, LabelScore] | None = Field(
+        default=None,
+        description="What the heavy model saw in this window alone: each head's best label.",
+    )
+    evidence: float | None = Field(
+        default=None,
+        description="1 - p(background) of this window alone: how much it counts in the fusion "
+        "(None for a model without a background outcome).",
+    )
 
 
 class SaliencyPoint(BaseModel):

@@ -2,7 +2,7 @@
 
 ``POST /predict`` takes one pre-decoded clip (``benchmarks.peers.payload``) and answers its
 logits, like the LitServe app. The model runs through ``service.runtimes.build_runtime`` and
-``service.batcher.DynamicBatcher``, built as the gateway builds them, with the batching
+``service.batcher.DynamicBatcher`` on the process's model thread, as the gateway runs them, with the batching
 knobs set to LitServe's (max batch 8, 5 ms); the media and HTTP layers of the gateway are
 not involved because LitServe has none.
 
@@ -26,10 +26,13 @@ from benchmarks.peers.payload import decode
 def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
     from models import load_package
     from service.batcher import BatcherConfig, DynamicBatcher
+    from service.executor import model_thread
     from service.runtimes import build_runtime
 
+    # As service.registry does: the model is built on the model thread, where the batcher
+    # runs it, so the process has one OpenMP team.
     package = load_package(package_dir)
-    runtime = build_runtime(package, "eager", "cpu")
+    runtime = model_thread().call(build_runtime, package, "eager", "cpu")
     cfg = BatcherConfig(max_batch_size=max_batch, max_queue_delay_ms=timeout_s * 1000)
     state: dict[str, Any] = {}
 

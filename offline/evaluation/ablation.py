@@ -84,7 +84,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "DropPathway (Table 5c)": ("dp0", "dp05", DEFAULT),
 }
 
-# The paper's Kinetics-400 top-1 (%) for the same rows (R50 4x16), to compare orderings.
+# The paper's Kinetics-400 top-1 (%) for the same rows (R50 4x16, all with AV-sync on).
 PAPER_TOP1: dict[str, float] = {
     DEFAULT: 77.0,
     "a_f_s": 75.3,
@@ -98,23 +98,24 @@ PAPER_TOP1: dict[str, float] = {
 }
 
 
-# The orderings the paper reports (row a above row b), checked on AVSynth.
-PAPER_ORDERINGS: tuple[tuple[str, str, str], ...] = (
-    (DEFAULT, "a_f_s", "A→FS beats A→F→S (Table 5a)"),
-    ("av_nonlocal", DEFAULT, "AV non-local ≈/slightly above A→FS (Table 5a)"),
-    (DEFAULT, "late", "res3,4 fusion beats late fusion only (Table 6)"),
-    (DEFAULT, "res4", "res3,4 beats res4 only (Table 6)"),
-    (DEFAULT, "res234", "adding res2 fusion hurts (Table 6)"),
-    ("avs", DEFAULT, "the AV-sync loss helps (Table 5d)"),
-    (DEFAULT, "dp0", "DropPathway 0.8 beats none (Table 5c)"),
-    ("dp05", "dp0", "DropPathway 0.5 beats none (Table 5c)"),
+# The orderings the paper reports (row a above row b, by this many top-1 points). The paper's
+# rows all train with AV-sync on (its default), so the AVS gain is 76.4 -> 77.0 of Table 5d.
+PAPER_ORDERINGS: tuple[tuple[str, str, float, str], ...] = (
+    (DEFAULT, "a_f_s", 1.7, "A→FS beats A→F→S (Table 5a)"),
+    ("av_nonlocal", DEFAULT, 0.2, "AV non-local ≈/slightly above A→FS (Table 5a)"),
+    (DEFAULT, "late", 1.6, "res3,4 fusion beats late fusion only (Table 6)"),
+    (DEFAULT, "res4", 0.5, "res3,4 beats res4 only (Table 6)"),
+    (DEFAULT, "res234", 1.2, "adding res2 fusion hurts (Table 6)"),
+    ("avs", DEFAULT, 0.6, "the AV-sync loss helps (Table 5d)"),
+    (DEFAULT, "dp0", 1.8, "DropPathway 0.8 beats none (Table 5c)"),
+    ("dp05", "dp0", 1.5, "DropPathway 0.5 beats none (Table 5c)"),
 )
 
 
 def orderings(rows: dict[str, Any]) -> list[dict[str, Any]]:
     """Each paper ordering whose rows were run: our difference and whether intervals separate."""
     out = []
-    for a, b, claim in PAPER_ORDERINGS:
+    for a, b, paper_points, claim in PAPER_ORDERINGS:
         if a not in rows or b not in rows:
             continue
         ra, rb = rows[a]["top1"], rows[b]["top1"]
@@ -125,7 +126,7 @@ def orderings(rows: dict[str, Any]) -> list[dict[str, Any]]:
                 "claim": claim,
                 "above": a,
                 "below": b,
-                "paper_points": round(PAPER_TOP1[a] - PAPER_TOP1[b], 1),
+                "paper_points": paper_points,
                 "avsynth_points": round(diff, 1),
                 "same_sign": diff > 0,
                 "intervals_separate": separated,

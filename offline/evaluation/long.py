@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from models import load_package
+from models.calibration import BACKGROUND
 from offline.data.avsynth.generate import read_manifest
 from offline.evaluation.stats import accuracy
 from offline.provenance import machine
@@ -57,6 +58,58 @@ def window_hits(windows: Sequence[WindowOut], record: Mapping[str, Any]) -> tupl
         inter = _overlap(x, x + bw, ex, ex + ew) * _overlap(y, y + bh, ey, ey + eh)
         box_hit = box_hit or inter >= 0.5 * ew * eh
     return time_hit, box_hit
+
+
+def window_readings(
+    windows: Sequence[WindowOut], record: Mapping[str, Any], head: str
+) -> list[dict[str, Any]]:
+    """Each window's own answer against the generator's event: how much of the window the event
+    fills, whether its crop holds >= 50% of the event box, and what the window alone said."""
+    e0, e1 = float(record["event_start_s"]), float(record["event_end_s"])
+    ex, ey, ew, eh = record["event_box"]
+    out = []
+    for w in windows:
+        if w.heads is None:
+            continue
+        x, y, bw, bh = w.box
+        inter = _overlap(x, x + bw, ex, ex + ew) * _overlap(y, y + bh, ey, ey + eh)
+        span = max(w.end_s - w.start_s, 1e-9)
+        label = w.heads[head].label
+        out.append({
+            "event_fill": _overlap(w.start_s, w.end_s, e0, e1) / span,
+            "box_hit": inter >= 0.5 * ew * eh,
+            "right": label == record["class_name"],
+            "background": label == BACKGROUND,
+        })  # fmt: skip
+    return out
+
+
+# Window buckets by the share of the window the event fills (and box hit where it is >= 0.6).
+FILL_BUCKETS = (("none", 0.0, 0.0), ("< 0.6", 1e-9, 0.6), (">= 0.6", 0.6, 1.01))
+
+
+def summarise_windows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-window accuracy of the heavy model by how well the window holds the event."""
+    seen = [w for r in rows for w in r.get("window_readings", [])]
+    out = []
+    for name, lo, hi in FILL_BUCKETS:
+        for box in (True, False) if lo >= 0.6 else (None,):
+            sel = [
+                w
+                for w in seen
+                if (lo <= w["event_fill"] < hi if hi > lo else w["event_fill"] == 0.0)
+                and (box is None or w["box_hit"] == box)
+            ]
+            if not sel:
+                continue
+            out.append({
+                "event_fill": name,
+                "box_hit": box,
+                "windows": len(sel),
+                **accuracy(sum(w["right"] for w in sel), len(sel)),
+                "called_background": round(float(np.mean([w["background"] for w in sel])), 4),
+            })  # fmt: skip
+    return out
 
 
 class _EagerInfer:
@@ -100,6 +153,7 @@ def summarise(
         "abstain_rate": round(float(np.mean([r["abstained"] for r in rows])), 4),
         "known_and_correct": accuracy(sum(r["known_and_correct"] for r in rows), n)["top1"],
     }
+    out["windows"] = summarise_windows(rows)
     if policy != "dense":
         out["hit_rate"] = round(float(np.mean([r["hit"] for r in rows])), 4)
         out["box_hit_rate"] = round(float(np.mean([r["box_hit"] for r in rows])), 4)
@@ -138,6 +192,7 @@ async def _evaluate(
                     "windows": r.k,
                     "hit": hit,
                     "box_hit": box_hit,
+                    "window_readings": window_readings(r.windows or [], rec, head),
                 })  # fmt: skip
             if on_video is not None:
                 on_video()
@@ -170,5 +225,12 @@ def evaluate_long(
         "glance_beta": pipeline.glance_beta,
         "machine": machine(),
         "results": [summarise(rows[run], run[0], run[1], dense_gmacs) for run in runs],
-        "per_video": {f"{p}@{k}" if k else p: rows[(p, k)] for p, k in runs},
+        # per-window readings are summarised above, not listed (30 per video for dense)
+        "per_video": {
+            f"{p}@{k}" if k else p: [
+                {key: v for key, v in row.items() if key != "window_readings"}
+                for row in rows[(p, k)]
+            ]
+            for p, k in runs
+        },
     }

@@ -58,6 +58,7 @@ def test_orderings_compare_with_the_paper_and_flag_separated_intervals() -> None
     got = {o["below"]: o for o in orderings(rows)}
     assert set(got) == {"a_f_s", "dp0"}  # only orderings whose rows ran
     assert got["a_f_s"]["paper_points"] == round(PAPER_TOP1[DEFAULT] - PAPER_TOP1["a_f_s"], 1)
+    assert [o["paper_points"] > 0 for o in orderings({"avs": _row(1), DEFAULT: _row(1)})] == [True]
     assert got["a_f_s"]["same_sign"] and got["a_f_s"]["intervals_separate"]
     assert got["dp0"]["same_sign"] and not got["dp0"]["intervals_separate"]
 

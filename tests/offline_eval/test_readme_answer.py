@@ -56,3 +56,12 @@ def test_the_readme_example_is_the_shipped_models_real_answer(tmp_path: Path) ->
         (w["start_s"], w["box"])
         for w in want["windows"]  # type: ignore[attr-defined]
     ]
+    # each window's own reading: the label it saw and its evidence (what it weighs in fusion)
+    assert [w["heads"]["avsynth"]["label"] for w in got["windows"]] == [
+        w["heads"]["avsynth"]["label"]
+        for w in want["windows"]  # type: ignore[attr-defined]
+    ]
+    assert [w["evidence"] for w in got["windows"]] == pytest.approx(
+        [w["evidence"] for w in want["windows"]],  # type: ignore[attr-defined]
+        abs=0.02,
+    )

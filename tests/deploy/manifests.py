@@ -96,14 +96,14 @@ def setting_env_names() -> set[str]:
 # -- schemas ---------------------------------------------------------------------------------------
 
 
-def _strict(schema: Any) -> Any:
+def strict_crd_schema(schema: Any) -> Any:
     """A CRD structural schema as the API server applies it with strict field validation:
     objects with declared properties accept no others; int-or-string accepts exactly those."""
     if isinstance(schema, list):
-        return [_strict(s) for s in schema]
+        return [strict_crd_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _strict(v) for k, v in schema.items()}
+    out = {k: strict_crd_schema(v) for k, v in schema.items()}
     if out.pop("x-kubernetes-int-or-string", False):
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     if (
@@ -125,7 +125,7 @@ def keda_schemas() -> dict[tuple[str, str], Obj]:
         for version in spec["versions"]:
             if version["served"]:
                 api_version = f"{spec['group']}/{version['name']}"
-                schema = _strict(version["schema"]["openAPIV3Schema"])
+                schema = strict_crd_schema(version["schema"]["openAPIV3Schema"])
                 schemas[(api_version, spec["names"]["kind"])] = schema
     return schemas
 

@@ -16,6 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.deploy.manifests import strict_crd_schema
 from tests.observability.exported import OBSERVABILITY
 
 CRDS = Path(__file__).resolve().parent / "crds"
@@ -42,24 +43,6 @@ def rendered() -> tuple[Obj, ...]:
     return tuple(d for d in yaml.safe_load_all(out.stdout) if d)
 
 
-def _strict(schema: Any) -> Any:
-    """What ``kubectl apply --validate=strict`` enforces: undeclared fields are errors."""
-    if isinstance(schema, list):
-        return [_strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _strict(v) for k, v in schema.items()}
-    if out.pop("x-kubernetes-int-or-string", False):
-        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
 @functools.cache
 def crd_schemas() -> dict[tuple[str, str], Obj]:
     schemas = {}
@@ -68,7 +51,7 @@ def crd_schemas() -> dict[tuple[str, str], Obj]:
         for version in spec["versions"]:
             if version["served"]:
                 key = (f"{spec['group']}/{version['name']}", spec["names"]["kind"])
-                schemas[key] = _strict(version["schema"]["openAPIV3Schema"])
+                schemas[key] = strict_crd_schema(version["schema"]["openAPIV3Schema"])
     return schemas
 
 

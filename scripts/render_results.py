@@ -238,6 +238,81 @@ def ablation_seed(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CANDIDATE = "candidates/avsynth-1.2.0"
+
+
+def _evals(folder: Path) -> dict[str, Any]:
+    out = {k: json.loads((folder / f"eval_{k}.json").read_text()) for k in EVALS}
+    cfg_file = folder / "package_config.json"
+    if not cfg_file.is_file():  # the shipped package's own config
+        cfg_file = ROOT / "models" / "zoo" / "avsynth" / "config.json"
+    out["config"] = json.loads(cfg_file.read_text())
+    return out
+
+
+EVALS = ("short", "honesty", "long", "ood")
+
+
+def candidate_gate(_: dict[str, Any]) -> str:
+    """Shipped vs candidate on every goal of issue 11 (the release gate), from both sets of
+    result files: docs/results/eval_*.json and docs/results/candidates/<name>/eval_*.json."""
+    rows: list[tuple[str, str, Callable[[dict[str, Any]], float], Callable[[float], bool]]] = [
+        ("short clips: top-1", "≥ 97%", lambda e: e["honesty"]["top1"]["top1"], lambda v: v >= 0.97),
+        ("short clips: false abstention", "≤ 2%",
+         lambda e: e["honesty"]["false_abstention"]["top1"], lambda v: v <= 0.02),
+        ("ECE on validation", "≤ 0.05",
+         lambda e: e["config"]["calibration"]["avsynth"]["metrics"]["ece"], lambda v: v <= 0.05),
+        ("no audio: top sound-defined class score", "≤ 0.6",
+         lambda e: e["honesty"]["silent"]["max_sound_class_score"], lambda v: v <= 0.6),
+        ("long: glance best of K = 1, 2", "≥ 95%",
+         lambda e: max(_long(e, "glance", 1)["top1"], _long(e, "glance", 2)["top1"]),
+         lambda v: v >= 0.95),
+        ("long: glance K = 4 − K = 1", "≥ 0",
+         lambda e: _long(e, "glance", 4)["top1"] - _long(e, "glance", 1)["top1"],
+         lambda v: v >= 0),
+        ("long: glance K = 2 GMACs, % of dense", "≤ 20%",
+         lambda e: _long(e, "glance", 2)["pct_of_dense_gmacs"] / 100, lambda v: v <= 0.2),
+        ("long: dense-30 top-1", "≥ 90%", lambda e: _long(e, "dense", None)["top1"],
+         lambda v: v >= 0.9),
+        ("long: heavy model alone on glance windows that hold the event", "–",
+         lambda e: _held_windows(e), lambda v: True),
+        ("real videos (`../shared/media`): abstained", "≥ 90%",
+         lambda e: e["ood"]["abstained"]["top1"], lambda v: v >= 0.9),
+    ]  # fmt: skip
+    shipped, cand = _evals(RESULTS), _evals(RESULTS / CANDIDATE)
+    lines = [
+        f"| goal | target | shipped {shipped['config']['version']} | "
+        f"candidate {cand['config']['version']} |",
+        "|---|---|---|---|",
+    ]
+    for label, target, get, ok in rows:
+        cells = []
+        for e in (shipped, cand):
+            v = get(e)
+            if "ECE" in label or "score" in label:
+                shown = f"{v:.4f}"
+            elif "−" in label:
+                shown = f"{100 * v:+.1f} points"
+            else:
+                shown = f"{100 * v:.1f}%"
+            mark = "" if target == "–" else (" ✓" if ok(v) else " ✗")
+            cells.append(shown + mark)
+        lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def _held_windows(e: dict[str, Any]) -> float:
+    """Glance K = 4 windows the event fills >= 60% with the crop holding its box: share right."""
+    w = next(
+        x for x in _long(e, "glance", 4)["windows"] if x["event_fill"] == ">= 0.6" and x["box_hit"]
+    )
+    return float(w["top1"])
+
+
+def _long(e: dict[str, Any], policy: str, k: int | None) -> dict[str, Any]:
+    return next(x for x in e["long"]["results"] if x["policy"] == policy and x["k"] == k)
+
+
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "ablation": ("ablation.json", ablation),
     "ablation_seed1": ("ablation_seed1.json", ablation_seed),
@@ -248,6 +323,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "long": ("eval_long.json", long),
     "long_windows": ("eval_long.json", long_windows),
     "ood": ("eval_ood.json", ood),
+    "candidate_gate": (f"{CANDIDATE}/eval_long.json", candidate_gate),
 }
 # docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).
 # Their paths are absolute, so ``RESULTS / file`` resolves to them unchanged.

@@ -148,7 +148,9 @@ class Pipeline:
         }
         if self.glance is not None:
             self.policies["glance"] = GlancePolicy(
-                config.policy, self.glance, default_rho=self.glance.cfg.rho
+                config.policy,
+                self.glance,
+                default_rho=package.glance_patch_rho() or self.glance.cfg.rho,
             )
 
     @property

@@ -17,6 +17,12 @@ def calibrate(
     target: float = typer.Option(
         0.02, min=0.0, max=1.0, help="Largest share of class clips the rules may refuse."
     ),
+    objective: str = typer.Option(
+        "ece", help="What the temperature minimises: ece (default) or nll (Guo et al. 2017)."
+    ),
+    min_temperature: float = typer.Option(
+        1.0, min=0.0, help="Lowest temperature allowed (1: never sharpen; 0: no bound)."
+    ),
     limit: int | None = typer.Option(None, min=1, help="Use the first N clips only."),
     threads: int | None = typer.Option(None, help="torch intra-op threads."),
     workers: int = typer.Option(1, min=1, help="Decode threads."),
@@ -31,7 +37,15 @@ def calibrate(
     if threads:
         torch.set_num_threads(threads)
     try:
-        cfg = CalibrationConfig(target_false_abstention=target, workers=workers, limit=limit)
+        if objective not in ("ece", "nll"):
+            raise ValueError(f"--objective {objective!r}: choose ece or nll")
+        cfg = CalibrationConfig(
+            target_false_abstention=target,
+            objective="ece" if objective == "ece" else "nll",
+            min_temperature=min_temperature,
+            workers=workers,
+            limit=limit,
+        )
         report = calibrate_package(package, data, cfg)
     except (AvserveError, ValueError, KeyError) as err:
         msg = err.message if isinstance(err, AvserveError) else str(err)

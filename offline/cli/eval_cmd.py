@@ -59,7 +59,8 @@ def _threads(threads: int | None) -> None:
 
 
 def _update_claims(package_dir: Path, updates: dict[str, Any]) -> None:
-    from models.package import read_config, update_metadata
+    from models.package import read_config
+    from models.package_edit import update_metadata
 
     claims = dict(read_config(package_dir).metadata.get("claims", {}))
     update_metadata(package_dir, {"claims": {**claims, **updates}})
@@ -67,7 +68,8 @@ def _update_claims(package_dir: Path, updates: dict[str, Any]) -> None:
 
 def _record_claim(package_dir: Path, overall: dict[str, Any], data: Path) -> None:
     """What the shipped-model test checks on fresh clips (minus a binomial margin)."""
-    from models.package import read_config, update_metadata
+    from models.package import read_config
+    from models.package_edit import update_metadata
 
     claims = dict(read_config(package_dir).metadata.get("claims", {}))
     claims.update(
@@ -138,6 +140,9 @@ def long(
     threads: int | None = typer.Option(None, help="torch intra-op threads."),
     workers: int = typer.Option(1, min=1, help="Videos in flight at once."),
     claim: bool = typer.Option(False, help="Record glance and dense top-1 in the claims."),
+    rho: float | None = typer.Option(
+        None, min=0.1, max=1.0, help="Glance patch side / short side (default: the package's)."
+    ),
     progress: bool = typer.Option(True),
 ) -> None:
     """Accuracy, GMACs (% of dense), ms and event hit rate per policy and K, via the Pipeline."""
@@ -152,7 +157,7 @@ def long(
     unknown = set(names) - {"glance", "heuristic", "uniform", "dense"}
     if unknown or not names:
         raise typer.BadParameter(f"unknown policies {sorted(unknown)}")
-    cfg = LongEvalConfig(ks=_parse_ks(ks), policies=names, limit=limit, workers=workers)
+    cfg = LongEvalConfig(ks=_parse_ks(ks), policies=names, limit=limit, workers=workers, rho=rho)
     _threads(threads)
 
     def go() -> None:

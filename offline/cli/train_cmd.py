@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from offline.cli import calibrate_cmd, glance_cmd
+from offline.cli import calibrate_cmd, glance_cmd, patch_cmd
 from offline.cli.overrides import parse_overrides
 from service.errors import AvserveError
+
+if TYPE_CHECKING:
+    from offline.data.cache import Region
 
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 
@@ -66,6 +69,12 @@ def avslowfast(
     sampling_rate: int = typer.Option(2, min=1, help="30 fps grid steps between Fast frames."),
     cache_side: int = typer.Option(128, min=16, help="Side of the cached square frames."),
     region: str = typer.Option("center", help="center (short split) or event (long split)."),
+    mix: list[str] = typer.Option(
+        [], help="Also train on this AVSynth set, as SET:REGION, e.g. long_train:views (repeat)."
+    ),
+    val_mix: list[str] = typer.Option(
+        [], help="Also validate on this AVSynth set, as SET:REGION (repeat)."
+    ),
     cache_dir: Path | None = typer.Option(None, help="Default: <data>/.cache-<side>-<region>."),
     override: list[str] = typer.Option([], help="Model config override key=value (repeat)."),
     device: str = typer.Option("cpu"),
@@ -116,7 +125,7 @@ def _train(**a: Any) -> None:
     from models import PreprocessConfig, build_model, save_package
     from models.configs import HeadSpec
     from models.preprocess import ClipPreprocessor
-    from offline.data.cache import CacheConfig, build_cache
+    from offline.data.cache import CacheConfig, CacheUnion, build_cache
     from offline.data.dataset import ClipBatches, SamplingConfig
     from offline.data.training_sources import (
         SourceOptions,
@@ -132,6 +141,7 @@ def _train(**a: Any) -> None:
         torch.set_num_threads(a["threads"])
     if a["region"] not in ("center", "event"):
         raise ValueError("region must be center or event")
+    mixes = {k: [_mix_spec(m) for m in a[k]] for k in ("mix", "val_mix")}
     torch.manual_seed(a["seed"])
     data: Path = a["data"]
     labels = (
@@ -191,19 +201,30 @@ def _train(**a: Any) -> None:
         region=a["region"],
     )
 
-    def cache_of(d: Path) -> Any:
+    def cache_of(d: Path, region: Region | None = None) -> Any:
+        cfg = replace(cache_cfg, region=region) if region else cache_cfg
         where = (
             a["cache_dir"]
             if d == data and a["cache_dir"]
-            else d / f".cache-{a['cache_side']}-{a['region']}"
+            else d / f".cache-{a['cache_side']}-{cfg.region}"
         )
         console.print(f"decoding {d} into {where} (once)")
-        return build_cache(d, where, cache_cfg, workers=a["workers"])
+        return build_cache(d, where, cfg, workers=a["workers"])
+
+    def mixed(first: Any, extra: list[tuple[Path, Region]]) -> Any:
+        caches = [first] + [cache_of(d, region) for d, region in extra]
+        return CacheUnion(caches) if len(caches) > 1 else first
 
     if sources is None:
-        train_cache = cache_of(data)
-        val_cache = cache_of(a["val_data"]) if a["val_data"] is not None else None
+        train_cache = mixed(cache_of(data), mixes["mix"])
+        val_cache = None
+        if a["val_data"] is not None:
+            val_cache = mixed(cache_of(a["val_data"]), mixes["val_mix"])
+        elif mixes["val_mix"]:
+            raise ValueError("--val-mix needs --val-data")
         source_info = None
+    elif mixes["mix"] or mixes["val_mix"]:
+        raise ValueError("--mix and --val-mix take generated AVSynth sets, with one as --data")
     else:
         root = a["cache_dir"] or a["out"] / "cache"
         train_cache, val_cache, kept, kept_val = source_caches(
@@ -261,6 +282,8 @@ def _train(**a: Any) -> None:
                 },
                 "data": str(data),
                 "val_data": str(a["val_data"]) if a["val_data"] else None,
+                "mix": a["mix"],
+                "val_mix": a["val_mix"],
                 "train_config": cfg.to_dict(),
                 "preprocessing": preprocessing.to_dict(),
                 "labels": names,
@@ -298,6 +321,18 @@ def _train(**a: Any) -> None:
         console.print(f"package written to {path}")
 
 
+def _mix_spec(text: str) -> tuple[Path, Region]:
+    """``SET:REGION`` -> (set directory, cache region); the set must be a generated one."""
+    where, sep, region = text.rpartition(":")
+    regions: dict[str, Region] = {"center": "center", "event": "event", "views": "views"}
+    if not sep or region not in regions:
+        raise ValueError(f"--mix {text!r}: give SET:REGION with REGION center, event or views")
+    path = Path(where)
+    if not (path / "manifest.jsonl").is_file():
+        raise ValueError(f"--mix {text!r}: {path} is not a generated AVSynth set")
+    return path, regions[region]
+
+
 def _same_freeze_on_resume(out: Path, frozen: list[str], resume: bool) -> None:
     """A resumed run keeps its frozen stages (the optimiser state only fits that set)."""
     run_json = out / "run.json"
@@ -314,6 +349,7 @@ def _same_freeze_on_resume(out: Path, frozen: list[str], resume: bool) -> None:
 
 train_app.command("glance")(glance_cmd.glance)
 train_app.command("calibrate")(calibrate_cmd.calibrate)
+train_app.command("patch")(patch_cmd.patch)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,10 @@ and a 16 kHz mono waveform (mean of the channels, as the official recipe). Which
   short-split event lives there, and it is the service's centre view.
 * ``region="event"`` (long split): the event box of the manifest (grown to a square of at
   least 0.6 x short side, the glance patch) over the event window +- ``event_margin_s``.
+* ``region="views"`` (long split): several items per video, cut the way serving shows a long
+  video to the heavy model (``offline.data.long_views``): the event seen through a glance
+  patch and through a dense view, each labelled with the class, and stretches without the
+  event labelled ``background``.
 
 Decoding goes through ``service.media`` (``probe`` + ``read_clips``: nearest decoded frame per
 grid instant, the box cut and resized there, 16 kHz mono audio), the same code serving uses.
@@ -26,11 +30,11 @@ import hashlib
 import json
 import math
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -38,15 +42,25 @@ from offline.data.avsynth.generate import read_manifest
 from service.errors import AvserveError
 from service.media import ClipSpec, ClipWindow, CropBox, MediaPolicy, probe, read_clips
 
+Region = Literal["center", "event", "views"]
+
 
 @dataclass(frozen=True)
 class CacheConfig:
     side: int = 128  # cached square side (crops of ~112 px are taken from it)
     grid_fps: float = 15.0
     audio_sample_rate: int = 16000
-    region: Literal["center", "event"] = "center"
+    region: Region = "center"
     event_margin_s: float = 0.5
     min_event_frac: float = 0.6  # event squares are at least this x short side (glance patch)
+    # region="views": squares of these sides x short side (glance patch rho, dense view) ...
+    view_sides: tuple[float, ...] = (0.8, 1.0)
+    view_margin_s: float = 0.8  # ... over the event +- this (a model window stays >= 60% event)
+    background_views: int = 3  # event-free stretches per video, label ``background``
+    partial_views: bool = True  # + dense crops / a patch holding >= half the event box
+
+
+VIEW_FIELDS = ("view_sides", "view_margin_s", "background_views", "partial_views")
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,20 @@ def _run(job: _Job) -> None:
     am.flush()
 
 
+class ClipSource(Protocol):
+    """What ``ClipBatches`` reads: a ``ClipCache`` or several of them (``CacheUnion``)."""
+
+    config: CacheConfig
+    labels: np.ndarray
+    multi_hot: np.ndarray | None
+    flip_map: list[int] | None
+    class_names: list[str]
+
+    def __len__(self) -> int: ...
+    def clip_frames(self, i: int) -> np.ndarray: ...
+    def clip_audio(self, i: int) -> np.ndarray: ...
+
+
 class ClipCache:
     """Read side of a built cache: per-clip frame and audio views into the memmaps."""
 
@@ -161,10 +189,53 @@ class ClipCache:
         return self.audio[o : o + int(self.audio_count[i])]
 
 
+class CacheUnion:
+    """Several caches read as one: training on a mix (short clips + long-video views).
+
+    The first cache names the classes and the flip map; every cache must share its frame grid,
+    square side and audio rate, and labels are indices into the first cache's classes.
+    """
+
+    def __init__(self, caches: Sequence[ClipSource]) -> None:
+        if not caches:
+            raise ValueError("a cache union needs at least one cache")
+        first = caches[0].config
+        for c in caches[1:]:
+            cfg = c.config
+            same = (cfg.side, cfg.grid_fps, cfg.audio_sample_rate)
+            if same != (first.side, first.grid_fps, first.audio_sample_rate):
+                raise ValueError("mixed caches need the same side, frame grid and audio rate")
+        if any(c.multi_hot is not None for c in caches):
+            raise ValueError("multi-label caches cannot be mixed")
+        self.caches = list(caches)
+        self.config = first
+        self.labels = np.concatenate([c.labels for c in caches])
+        self.multi_hot = None
+        self.flip_map = caches[0].flip_map
+        self.class_names = caches[0].class_names
+        self._which = np.concatenate(
+            [np.full(len(c), k, dtype=np.int64) for k, c in enumerate(caches)]
+        )
+        self._local = np.concatenate([np.arange(len(c), dtype=np.int64) for c in caches])
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def clip_frames(self, i: int) -> np.ndarray:
+        return self.caches[int(self._which[i])].clip_frames(int(self._local[i]))
+
+    def clip_audio(self, i: int) -> np.ndarray:
+        return self.caches[int(self._which[i])].clip_audio(int(self._local[i]))
+
+
 def _fingerprint(data_dir: Path, records: list[dict[str, Any]], cfg: CacheConfig) -> str:
     """Manifest + cache config + every file's size and mtime: regenerated files invalidate."""
     h = hashlib.sha1((data_dir / "manifest.jsonl").read_bytes())
-    h.update(json.dumps(asdict(cfg), sort_keys=True).encode())
+    fields = asdict(cfg)
+    if cfg.region != "views":  # options of the views region do not change other caches
+        for name in VIEW_FIELDS:
+            fields.pop(name)
+    h.update(json.dumps(fields, sort_keys=True).encode())
     for rec in records:
         st = (data_dir / rec["file"]).stat()
         h.update(f"{rec['file']}:{st.st_size}:{st.st_mtime_ns};".encode())
@@ -240,19 +311,25 @@ def build_cache(
     meta_path = root / "cache.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
         return ClipCache(root)
-    windows = [_window(rec, cfg) for rec in records]
-    boxes = [_square(rec, cfg) for rec in records]
+    if cfg.region == "views":
+        from offline.data.long_views import view_items
+
+        items = [it for rec in records for it in view_items(rec, cfg)]
+    else:
+        items = [(rec, _window(rec, cfg), _square(rec, cfg), int(rec["label"])) for rec in records]
     labels_path = data_dir / "labels.json"
     labels = json.loads(labels_path.read_text()) if labels_path.is_file() else {}
     meta = {
         "fingerprint": fingerprint,
         "config": asdict(cfg),
         "source": str(data_dir),
-        "files": [r["file"] for r in records],
+        "files": [rec["file"] for rec, *_ in items],
         "class_names": labels.get("names", []),
         "flip_label_map": labels.get("flip_label_map"),
     }
-    paths = [str(data_dir / rec["file"]) for rec in records]
-    arrays = {"label": np.asarray([int(r["label"]) for r in records], dtype=np.int64)}
+    paths = [str(data_dir / rec["file"]) for rec, *_ in items]
+    windows = [window for _, window, _, _ in items]
+    boxes = [box for _, _, box, _ in items]
+    arrays = {"label": np.asarray([label for *_, label in items], dtype=np.int64)}
     write_cache(root, cfg, paths, windows, boxes, arrays, meta, workers, on_progress)
     return ClipCache(root)

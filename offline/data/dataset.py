@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from offline.data.cache import ClipCache
+from offline.data.cache import ClipSource
 from offline.train.augment import Box, crop_resize, flip_label, random_crop_box, random_flip
 
 
@@ -68,11 +68,11 @@ def _labels(items: list[torch.Tensor | int]) -> torch.Tensor:
 
 
 class ClipBatches:
-    """Iterable of batches over a ``ClipCache``; ``set_epoch`` reseeds order and augmentation."""
+    """Iterable of batches over a cache (or a ``CacheUnion``); ``set_epoch`` reseeds them."""
 
     def __init__(
         self,
-        cache: ClipCache,
+        cache: ClipSource,
         sampling: SamplingConfig = SamplingConfig(),
         *,
         batch_size: int = 16,

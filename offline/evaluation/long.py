@@ -27,6 +27,7 @@ from offline.provenance import machine
 from service.inline_decoder import InlineDecoder
 from service.pipeline import Pipeline
 from service.pipeline_config import PipelineConfig
+from service.policies import PolicyConfig
 from service.runtimes import build_runtime
 from service.schemas import ClassifyOptions, Priority, WindowOut
 
@@ -39,6 +40,7 @@ class LongEvalConfig:
     policies: tuple[str, ...] = (*WINDOW_POLICIES, "dense")
     limit: int | None = None
     workers: int = 1  # videos in flight at once
+    rho: float | None = None  # glance patch side / short side (None: the package's)
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
@@ -212,7 +214,8 @@ def evaluate_long(
     if not records:
         raise ValueError(f"{data_dir}: the manifest lists no videos")
     package = load_package(package_dir)
-    pipeline = Pipeline(package, InlineDecoder(), _EagerInfer(package), PipelineConfig())
+    config = PipelineConfig(policy=PolicyConfig(rho=cfg.rho))
+    pipeline = Pipeline(package, InlineDecoder(), _EagerInfer(package), config)
     runs = runs_of(cfg, pipeline.glance is not None)
     rows = asyncio.run(_evaluate(data_dir, records, pipeline, runs, cfg.workers, on_video))
     dense_gmacs = pipeline.dense30_gmacs()
@@ -223,6 +226,7 @@ def evaluate_long(
         "videos": len(records),
         "dense30_gmacs": round(dense_gmacs, 4),
         "glance_beta": pipeline.glance_beta,
+        "rho": cfg.rho,
         "machine": machine(),
         "results": [summarise(rows[run], run[0], run[1], dense_gmacs) for run in runs],
         # per-window readings are summarised above, not listed (30 per video for dense)

@@ -9,7 +9,8 @@ import pytest
 
 from models import build_model, load_package, save_package
 from models.calibration import HeadCalibration
-from models.package import PackageError, set_calibration
+from models.package import PackageError
+from models.package_edit import set_calibration
 
 LABELS = ["a", "b", "c", "background"]
 

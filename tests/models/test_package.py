@@ -163,6 +163,8 @@ def test_preprocessing_that_does_not_fit_the_model_is_refused(tmp_path: Path) ->
         ),
         ({"preprocessing": {"num_frames": 32, "bogus": 1}}, "bogus"),
         ({"glance": {"config": {}, "weights": "../../etc/passwd"}}, "glance"),
+        ({"glance": {"config": {}, "weights": "glance.safetensors", "patch_rho": 1.5}}, "rho"),
+        ({"glance": {"config": {}, "weights": "glance.safetensors", "extra": 1}}, "glance"),
         ({"exports": {"onnx": {"file": "other.onnx"}}}, "export"),
     ],
 )
@@ -230,3 +232,22 @@ def test_glance_network_travels_with_the_package(tmp_path: Path) -> None:
         glance.state_dict().items(), loaded.state_dict().items(), strict=True
     ):
         assert k == k2 and torch.equal(a, b)
+
+
+def test_the_served_glance_patch_is_stored_and_checked(tmp_path: Path) -> None:
+    from models.glance import GlanceConfig, GlanceNet
+    from models.package_edit import set_glance_patch_rho
+
+    glance = GlanceNet(GlanceConfig.tiny())
+    pkg = tmp_path / "g"
+    save_package(pkg, build_model("avslowfast_tiny"), name="g", version="1", glance=glance)
+    assert load_package(pkg).glance_patch_rho() is None  # the network's own rho serves
+    set_glance_patch_rho(pkg, 1.0)
+    loaded = load_package(pkg)
+    assert loaded.glance_patch_rho() == 1.0
+    assert loaded.glance_model() is not None  # the network itself is unchanged
+    with pytest.raises(PackageError, match="rho"):
+        set_glance_patch_rho(pkg, 0.0)
+    save_package(tmp_path / "n", build_model("avslowfast_tiny"), name="n", version="1")
+    with pytest.raises(PackageError, match="no glance"):
+        set_glance_patch_rho(tmp_path / "n", 0.8)

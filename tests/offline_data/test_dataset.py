@@ -15,6 +15,8 @@ from offline.data.avsynth.generate import read_manifest
 from offline.data.cache import CacheConfig, ClipCache, build_cache
 from offline.data.dataset import ClipBatches, SamplingConfig
 
+from .conftest import write_long_set
+
 SAMPLING = SamplingConfig(num_frames=16, sampling_rate=2, crop_size=48)
 CACHE = CacheConfig(side=56, grid_fps=15.0)
 
@@ -124,19 +126,9 @@ def test_a_corrupt_file_is_a_typed_media_error(tiny_set: Path, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_event_region_caches_the_long_video_event_box_and_window(tmp_path: Path) -> None:
-    from offline.data.avsynth import sample_spec, write_clip
     from offline.data.avsynth.classes import CLASSES
-    from offline.data.avsynth.generate import write_manifest
 
-    specs = [sample_spec(s, "long") for s in range(40)]
-    spec = min(specs, key=lambda s: s.num_frames * s.width * s.height)
-    rec = {
-        "file": "long.mp4",
-        "index": 0,
-        "subset": "test",
-        **write_clip(tmp_path / "long.mp4", spec),
-    }
-    write_manifest(tmp_path, [rec])
+    spec = write_long_set(tmp_path)
     cfg = CacheConfig(side=64, grid_fps=15.0, region="event", event_margin_s=0.5)
     cache = build_cache(tmp_path, tmp_path / "cache", cfg)
     frames = cache.clip_frames(0)

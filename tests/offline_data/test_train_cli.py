@@ -52,3 +52,39 @@ def test_train_command_reports_a_missing_dataset(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "manifest" in result.output
+
+
+@pytest.mark.slow
+def test_train_command_mixes_sets_into_training_and_records_them(
+    tiny_set: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    args = ["train", "avslowfast", "--data", str(tiny_set), "--mix", f"{tiny_set}:event",
+            "--out", str(run), "--arch", "avslowfast_tiny", "--epochs", "1", "--batch-size", "4",
+            "--crop-size", "32", "--cache-side", "40", "--steps-per-epoch", "1", "--no-progress",
+            "--no-package"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (tiny_set / ".cache-40-event" / "cache.json").is_file()  # the mixed set's own cache
+    assert json.loads((run / "run.json").read_text())["mix"] == [f"{tiny_set}:event"]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--mix", "{data}", "SET:REGION"),
+        ("--mix", "{data}:corner", "SET:REGION"),
+        ("--mix", "{missing}:views", "not a generated AVSynth set"),
+        ("--val-mix", "{data}:views", "--val-mix needs --val-data"),
+    ],
+)
+def test_train_command_rejects_a_bad_mix_with_one_line(
+    tiny_set: Path, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    spec = value.format(data=tiny_set, missing=tmp_path / "nothing")
+    args = ["train", "avslowfast", "--data", str(tiny_set), "--out", str(tmp_path / "r"),
+            flag, spec, "--crop-size", "32", "--cache-side", "40"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())  # rich wraps long lines
+    assert message in said and "Traceback" not in said

@@ -9,6 +9,7 @@ from offline.calibration import (
     choose_min_confidence,
     expected_calibration_error,
     fit_temperature,
+    fit_temperature_ece,
     pooled,
     refused,
     softmax_t,
@@ -33,6 +34,34 @@ def test_temperature_scaling_recovers_the_true_temperature_and_lowers_ece() -> N
     )
 
 
+def test_the_ece_fit_recovers_the_true_temperature_too() -> None:
+    z, y = _overconfident()
+    assert fit_temperature_ece(z, y) == pytest.approx(3.0, rel=0.15)
+    assert fit_temperature_ece(z, y, min_temperature=4.0) == 4.0  # bounded below
+
+
+def test_an_under_confident_model_is_not_sharpened_below_the_bound() -> None:
+    z, y = _overconfident(true_t=0.5)  # calibrated only at T = 0.5
+    assert fit_temperature_ece(z, y) == pytest.approx(0.5, rel=0.15)
+    assert fit_temperature_ece(z, y, min_temperature=1.0) == 1.0
+
+
+def test_a_few_confident_mistakes_pull_the_nll_fit_away_but_not_the_ece_fit() -> None:
+    """A 97%-accurate model whose 3% mistakes are very sure of themselves (AVSynth's drift
+    confusions): NLL raises T and under-states every correct answer; the ECE fit does not."""
+    rng = np.random.default_rng(3)
+    n, c = 3000, 11
+    y = rng.integers(0, c, size=n)
+    z = rng.normal(0, 1.0, size=(n, c))
+    wrong = rng.random(n) < 0.03
+    z[np.flatnonzero(~wrong), y[~wrong]] += 7.0  # right, and about as sure as it is right
+    z[np.flatnonzero(wrong), (y[wrong] + 1) % c] += 12.0  # wrong, and surer still
+    t_nll, t_ece = fit_temperature(z, y), fit_temperature_ece(z, y)
+    assert t_nll > 1.2 * t_ece
+    ece = {t: expected_calibration_error(softmax_t(z, t), y) for t in (t_nll, t_ece)}
+    assert ece[t_ece] < ece[t_nll]
+
+
 def _clips(n: int = 1000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Class clips whose own label mostly wins (index 3 is the background outcome)."""
     rng = np.random.default_rng(seed)
@@ -47,9 +76,23 @@ def test_the_threshold_refuses_at_most_the_target_share_of_class_clips() -> None
     probs, labels = _clips()
     t = choose_min_confidence(probs, labels, 3, 0.02)
     known = labels != 3
+    n = int(known.sum())
     assert 0.0 < t < 1.0
-    assert refused(probs[known], 3, t).mean() <= 0.02
-    assert refused(probs[known], 3, t + 0.01).mean() > 0.02  # the largest such threshold
+    # conformal risk control: (refused + 1) / (n + 1) <= target, for the largest such threshold
+    assert (refused(probs[known], 3, t).sum() + 1) / (n + 1) <= 0.02
+    assert (refused(probs[known], 3, t + 0.01).sum() + 1) / (n + 1) > 0.02
+
+
+def test_the_threshold_holds_the_target_on_fresh_clips_on_average() -> None:
+    """Over many validation draws, the false abstentions on new clips average <= the target."""
+    fresh, fresh_labels = _clips(n=20000, seed=99)
+    known = fresh_labels != 3
+    rates = []
+    for seed in range(40):
+        probs, labels = _clips(n=300, seed=seed)
+        t = choose_min_confidence(probs, labels, 3, 0.05)
+        rates.append(refused(fresh[known], 3, t).mean())
+    assert np.mean(rates) <= 0.05
 
 
 def test_when_background_alone_refuses_too_many_the_threshold_is_zero() -> None:

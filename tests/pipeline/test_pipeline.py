@@ -133,6 +133,28 @@ async def test_default_policy_is_glance_when_the_package_has_one(
     assert r.policy == "glance" and r.k == 4
 
 
+async def test_glance_patches_have_the_packages_served_side(
+    tiny_package_dir: Path, tmp_path: Path, media_dir: Path
+) -> None:
+    import shutil
+
+    from models.package_edit import set_glance_patch_rho
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(tiny_package_dir, pkg)
+    video = media_dir / "mmaction2__test.avi"
+    sides = {}
+    for rho in (None, 1.0):
+        if rho is not None:
+            set_glance_patch_rho(pkg, rho)
+        pipeline, _ = make(load_package(pkg), InlineDecoder())
+        r = await pipeline.classify(video, ClassifyOptions(policy="glance", k=2))
+        sides[rho] = {(w.box[2], w.box[3]) for w in r.windows}
+    short = min(r.video.width, r.video.height)
+    assert sides[None] == {(round(0.6 * short),) * 2}  # the network's own rho (tiny: 0.6)
+    assert sides[1.0] == {(short, short)}
+
+
 async def test_audio_only_file_is_a_typed_error(
     package: ModelPackage, pool: DecodePool, media_dir: Path
 ) -> None:

@@ -23,11 +23,12 @@ import time
 from collections import deque
 from collections.abc import Hashable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from service import tracing
+from service.batch_tuning import BatchTiming, tune_max_batch
 from service.errors import AvserveError, CapacityError
 from service.executor import model_thread
 from service.metrics import Metrics
@@ -45,6 +46,7 @@ class BatcherConfig:
     max_queue_delay_ms: float = 5.0
     max_queue_items: int = 256  # clips waiting over both lanes; beyond it callers get 429
     cross_request: bool = True  # False = batching off: a batch only holds one request's clips
+    autotune: bool = True  # cap max_batch_size where bigger batches stop paying (batch_tuning)
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_queue_items < 1 or self.max_queue_delay_ms < 0:
@@ -168,6 +170,19 @@ class DynamicBatcher:
         """Run one dummy batch on the device thread (first CUDA/ORT call pays its set-up here)."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._device, self.runtime.warmup, batch_size)
+
+    async def tune(self) -> list[BatchTiming]:
+        """Measure the runtime at growing batch sizes on the model thread; cap the batches."""
+        loop = asyncio.get_running_loop()
+        example = self.runtime.spec.example
+        cap, timings = await loop.run_in_executor(
+            self._device,
+            lambda: tune_max_batch(
+                lambda n: self.runtime.run(example(n)), self.config.max_batch_size
+            ),
+        )
+        self.config = replace(self.config, max_batch_size=cap)
+        return timings
 
     async def close(self, grace_s: float | None = None) -> None:
         """Refuse new work, let queued work finish for up to ``grace_s``, fail what is left."""

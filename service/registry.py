@@ -99,6 +99,13 @@ class ModelRegistry:
         for m in self.models.values():
             await m.batcher.start()
             await m.batcher.warmup(self.warmup_batch_size)
+            if m.batcher.config.autotune:
+                timings = await m.batcher.tune()
+                log.info(
+                    "model %s: batches capped at %d (ms per clip by batch size: %s)",
+                    m.name, m.batcher.config.max_batch_size,
+                    ", ".join(f"{t.size}: {1000 * t.seconds_per_clip:.1f}" for t in timings),
+                )  # fmt: skip
             m.ready = True
             log.info(
                 "model %s %s ready (%s on %s)", m.name, m.version, m.runtime.name, m.runtime.device

@@ -81,6 +81,11 @@ class BatcherSettings(_Group):
         default=_BATCHER.cross_request,
         description="Merge clips of different requests into one batch (false = batching off).",
     )
+    autotune: bool = Field(
+        default=_BATCHER.autotune,
+        description="At start-up, time the model at 1, 2, 4, ... clips and cap batches where "
+        "bigger ones stop paying (a large model on a CPU); false keeps max_batch_size.",
+    )
 
 
 class QueueSettings(_Group):

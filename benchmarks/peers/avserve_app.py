@@ -3,8 +3,9 @@
 ``POST /predict`` takes one pre-decoded clip (``benchmarks.peers.payload``) and answers its
 logits, like the LitServe app. The model runs through ``service.runtimes.build_runtime`` and
 ``service.batcher.DynamicBatcher`` on the process's model thread, as the gateway runs them, with the batching
-knobs set to LitServe's (max batch 8, 5 ms); the media and HTTP layers of the gateway are
-not involved because LitServe has none.
+knobs set to LitServe's (max batch 8, 5 ms) and the start-up batch-size tuning the gateway
+runs (``DynamicBatcher.tune``, which may cap the batches below 8); the media and HTTP layers of
+the gateway are not involved because LitServe has none.
 
     python -m benchmarks.peers.avserve_app --package DIR --port 8101
 """
@@ -29,10 +30,10 @@ def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
     from service.executor import model_thread
     from service.runtimes import build_runtime
 
-    # As service.registry does: the model is built on the model thread, where the batcher
-    # runs it, so the process has one OpenMP team.
-    package = load_package(package_dir)
-    runtime = model_thread().call(build_runtime, package, "eager", "cpu")
+    # As service.registry does: the package is read and the model built on the model thread,
+    # where the batcher runs it, so the process has one OpenMP team. (Reading the package on
+    # the main thread made a batch-1 forward of the shipped model cost 20-27 ms, not 11.)
+    runtime = model_thread().call(lambda: build_runtime(load_package(package_dir), "eager", "cpu"))
     cfg = BatcherConfig(max_batch_size=max_batch, max_queue_delay_ms=timeout_s * 1000)
     state: dict[str, Any] = {}
 
@@ -41,6 +42,8 @@ def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
         async with DynamicBatcher(runtime, cfg) as batcher:
             await batcher.warmup(1)
             await batcher.warmup(max_batch)
+            if cfg.autotune:  # as service.registry does before "ready"
+                await batcher.tune()
             state["batcher"] = batcher
             yield
 

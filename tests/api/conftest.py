@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from service.settings import Settings
+from service.settings import BatcherSettings, Settings
 from tests.api.helpers import write_tiny_package
 from tests.api.servers import ServerProcess, running_server, serve_command
 
@@ -41,6 +41,9 @@ def make_settings(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
             "device": "cpu",
             "tmp_dir": tmp_path,
             "shutdown_grace_s": 2.0,
+            # batch caps measured at start-up depend on the machine: tests that count batches
+            # keep the configured maximum (tests/api/test_models_and_health.py turns it on)
+            "batcher": BatcherSettings(autotune=False),
         }
         return Settings(**(base | overrides))
 

@@ -66,6 +66,17 @@ async def test_ready_and_live_after_warm_up(make_settings: Any) -> None:
         assert registry.ready
 
 
+async def test_start_up_caps_the_batches_where_bigger_ones_stop_paying(make_settings: Any) -> None:
+    from service.batch_tuning import candidate_sizes
+    from service.settings import BatcherSettings
+
+    settings = make_settings(batcher=BatcherSettings(max_batch_size=8, autotune=True))
+    async with serve_in_process(settings) as (app, client):
+        assert (await client.get("/v2/health/ready")).json() == {"ready": True}
+        cap = app.state.services.registry.get("tiny").batcher.config.max_batch_size
+        assert cap in candidate_sizes(8)  # measured on this machine: any of 1, 2, 4, 8
+
+
 async def test_the_app_is_not_ready_before_its_lifespan_started(make_settings: Any) -> None:
     import httpx
 

@@ -16,6 +16,7 @@ Writes bench-results/peers_serving.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -80,7 +81,11 @@ def _start(
     if THREADS["n"]:  # both servers alike: OpenMP reads it before torch starts its pool
         env["OMP_NUM_THREADS"] = str(THREADS["n"])
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # its own process group: LitServe's inference workers are children that outlive a
+        # SIGINT to the server (they kept spinning through later benchmarks); _stop ends all
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
@@ -90,17 +95,21 @@ def _start(
         except httpx.TransportError:
             pass
         time.sleep(0.5)
-    proc.kill()
+    _stop(proc)
     raise RuntimeError(f"{module} did not start:\n{log.read_text()[-3000:]}")
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGINT)
+    """SIGINT the server, then kill whatever is left of its process group (its workers)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int]:

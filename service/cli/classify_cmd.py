@@ -38,8 +38,13 @@ async def _classify_all(
 
     # No more decode processes than videos in flight (one file: one worker); no job service.
     workers = min(concurrency, len(files), settings.media.decode_workers)
+    # No batch-size tuning either: it times several batch sizes (each new shape pays its first
+    # call), which one command's few files never win back.
     settings = settings.model_copy(
-        update={"media": settings.media.model_copy(update={"decode_workers": workers})}
+        update={
+            "media": settings.media.model_copy(update={"decode_workers": workers}),
+            "batcher": settings.batcher.model_copy(update={"autotune": False}),
+        }
     )
     # No warm-up: a batch of files amortises the first call, and one file would pay it twice.
     services = await start_services(

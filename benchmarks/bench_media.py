@@ -8,7 +8,8 @@ GOP; B-frames; AAC stereo) it times, each scenario in a fresh process (so peak R
 - glance: probe + 16 snippets (160 px, 1 s audio each), default keyframe tolerance;
 - glance (exact): the same with the exact nearest frame for every snippet;
 - glance + 3 windows: the above plus 3 AVSlowFast clips (32 frames at stride 2, 224 crop,
-  16 kHz audio) centred on snippets 3, 8 and 13, where a glance policy would put them.
+  16 kHz audio) centred on snippets 3, 8 and 13, where a glance policy would put them (with
+  the policy's default ``window_snap``).
 
 The same is repeated on a video with x264's default 250-frame GOP (scene cuts may add
 keyframes), where every read costs more. Goals: glance + 3 windows <= 25 % of a full decode
@@ -121,6 +122,7 @@ def run_scenario(name: str, path: Path) -> dict[str, Any]:
         read_snippets,
         snippet_times,
     )
+    from service.policies import PolicyConfig  # imported before the clock starts
 
     policy = MediaPolicy()
     cpu_start = time.process_time()  # all threads of this process (decoder threads too)
@@ -143,7 +145,10 @@ def run_scenario(name: str, path: Path) -> dict[str, Any]:
         if name == "glance_3_windows":
             box, spec = center_box(info), ClipSpec()
             centres = snippet_times(info.duration_s, SnippetSpec().num_snippets)
-            windows = [ClipWindow(centres[k] - spec.duration_s / 2, box) for k in WINDOW_SNIPPETS]
+            snap = PolicyConfig().window_snap * spec.duration_s  # as the glance policy asks
+            windows = [
+                ClipWindow(centres[k] - spec.duration_s / 2, box, snap) for k in WINDOW_SNIPPETS
+            ]
             clips = read_clips(path, info, windows, spec, policy)
             decoded += clips.decoded_frames
     elapsed = time.perf_counter() - start
@@ -212,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="bench_media")
     parser.add_argument("--baseline-tree", type=Path, help="older checkout to compare with")
+    parser.add_argument("--baseline-label", default="", help="what the baseline tree is")
     parser.add_argument("--out", type=Path, default=OUT)
     opts = parser.parse_args(argv)
     trees = {"current": REPO}
@@ -223,9 +229,11 @@ def main(argv: list[str] | None = None) -> None:
         "shared_machine_note": "other jobs shared the cores; see load before/after",
         "load_before": load(),
         "repeats": REPEATS,
-        "trees": {k: str(v) for k, v in trees.items()},
+        "trees": {"current": "this tree"},
         "videos": {},
     }
+    if "baseline" in trees:
+        result["trees"]["baseline"] = opts.baseline_label or "an older checkout"
     for label, gop, goal in VIDEOS:
         console.print(f"[dim]preparing {label}...[/dim]")
         path = make_video(CACHE / f"bench_{label}.mp4", gop)

@@ -243,6 +243,8 @@ def media(r: dict[str, Any]) -> str:
             f"{'met' if g.get('cpu') else '**not met**'}; glance plan "
             f"`{plan.get('strategy', '?')}` over {plan.get('gops', '?')} GOPs"
         )
+    if "baseline" in r.get("trees", {}):
+        lines.append(f"- baseline tree (\"before\" column): {r['trees']['baseline']}")
     return machine_line(r) + "\n".join(lines)
 
 

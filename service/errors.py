@@ -37,6 +37,7 @@ HTTP_STATUS: dict[str, int] = {
     "insufficient_storage": 507,
     "body_timeout": 408,
     "client_closed": 499,
+    "cancelled": 499,  # work stopped because nobody waits for it any more
     "queue_unavailable": 503,
     "deadline_exceeded": 504,
     "shutting_down": 503,

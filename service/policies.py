@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.media import box_from_uv, center_box, dense_windows
-from service.media.types import ClipSpec, ClipWindow, GlanceSnippets, MediaInfo
+from service.media.types import ClipSpec, ClipWindow, CropBox, GlanceSnippets, MediaInfo
 from service.saliency import HeuristicWeights, heuristic_saliency
 from service.schemas import PolicyName
 from service.selection import adaptive_k, softmax, temporal_nms, uniform_starts, window_start
@@ -34,6 +34,10 @@ class PolicyConfig:
     # Glance patch side as a fraction of the short side; None: the glance network's own (the
     # value its patch policy was trained with).
     rho: float | None = None
+    # A selected window may move by up to this fraction of a clip to start on a keyframe
+    # (no run-up decode from an earlier one); its snippet stays inside it. Off by default:
+    # 0.25 saved decoding but cost the shipped model one long_test video (docs/benchmarks.md).
+    window_snap: float = 0.0
     heuristic: HeuristicWeights = field(default_factory=HeuristicWeights)
 
 
@@ -107,6 +111,13 @@ def _select(
     return kept, [starts[i] for i in kept]
 
 
+def _windows(
+    starts: Sequence[float], boxes: Sequence[CropBox], req: PlanRequest, cfg: PolicyConfig
+) -> list[ClipWindow]:
+    tolerance = max(cfg.window_snap, 0.0) * req.geometry.clip.duration_s
+    return [ClipWindow(s, b, tolerance) for s, b in zip(starts, boxes, strict=True)]
+
+
 def _weights(saliency: np.ndarray, cfg: PolicyConfig) -> np.ndarray:
     return softmax(saliency, cfg.fusion_temperature) if saliency.size else saliency
 
@@ -168,7 +179,7 @@ class HeuristicPolicy:
         box = center_box(req.info, short_side=g.short_side, crop=g.clip.crop_size)
         return WindowPlan(
             policy=self.name,
-            windows=[ClipWindow(start_s=s, box=box) for s in starts],
+            windows=_windows(starts, [box] * len(starts), req, self.cfg),
             weights=_weights(sal[kept], self.cfg),
             crop_size=g.clip.crop_size,
             saliency=sal[kept],
@@ -204,7 +215,7 @@ class GlancePolicy:
         boxes = [box_from_uv(req.info, float(u), float(v), self.rho) for u, v in uv]
         return WindowPlan(
             policy=self.name,
-            windows=[ClipWindow(start_s=s, box=b) for s, b in zip(starts, boxes, strict=True)],
+            windows=_windows(starts, boxes, req, self.cfg),
             weights=_weights(sal[kept], self.cfg),
             crop_size=req.geometry.clip.crop_size,
             saliency=sal[kept],

@@ -224,6 +224,13 @@ class PipelineSettings(_Group):
         description="Glance patch side as a fraction of the short side (unset: the one the "
         "package's glance network was trained with).",
     )
+    window_snap: float = Field(
+        default=_POLICY.window_snap,
+        ge=0.0,
+        le=0.5,
+        description="A selected window may move by up to this fraction of a clip to start on "
+        "a keyframe (less decoding, slightly different windows); 0 keeps starts exact.",
+    )
 
 
 class Settings(BaseSettings):
@@ -452,6 +459,7 @@ class Settings(BaseSettings):
                 early_exit_threshold=p.early_exit_threshold,
                 early_exit_k=p.early_exit_k,
                 rho=p.rho,
+                window_snap=p.window_snap,
             ),
             default_policy=p.default_policy,
             dense_chunk=p.dense_chunk,

@@ -10,6 +10,7 @@ overlapping windows (the dense protocol's 3 crops of each clip) share decoded fr
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from service.media.audio import AudioReader
 from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import clamp_start
 from service.media.imaging import crop_resize
+from service.media.passes import read_frames
 from service.media.policy import MediaPolicy
 from service.media.signals import silence_to_zeros
 from service.media.types import (
@@ -32,7 +34,7 @@ from service.media.types import (
     MediaInfo,
     ResolvedWindow,
 )
-from service.media.video import FrameSampler
+from service.media.walk import Emit
 
 _MAX_WINDOWS = 64
 _MAX_FRAMES = 256
@@ -68,6 +70,23 @@ def inside(box: CropBox, info: MediaInfo) -> CropBox:
     return CropBox(min(max(box.x, 0), width - w), min(max(box.y, 0), height - h), w, h)
 
 
+def snap_to_keyframe(start_s: float, tolerance_s: float, info: MediaInfo, clip_s: float) -> float:
+    """The keyframe nearest ``start_s`` within ``tolerance_s`` at which a whole clip still fits,
+    else ``start_s``. A clip that starts on a keyframe decodes nothing before its first frame;
+    elsewhere the decoder runs up from the keyframe before it (up to a whole GOP)."""
+    keyframes = info.video.keyframes_s
+    if tolerance_s <= 0 or not keyframes or info.video.timing == "index":
+        return start_s
+    i = bisect.bisect_left(keyframes, start_s - tolerance_s)
+    latest = max(info.duration_s - clip_s, 0.0)
+    near = [
+        k
+        for k in keyframes[i : bisect.bisect_right(keyframes, start_s + tolerance_s)]
+        if 0.0 <= k <= latest
+    ]
+    return min(near, key=lambda k: (abs(k - start_s), k)) if near else start_s
+
+
 def resolve_windows(
     info: MediaInfo, windows: Sequence[ClipWindow], spec: ClipSpec
 ) -> list[ResolvedWindow]:
@@ -78,6 +97,8 @@ def resolve_windows(
         start = clamp_start(
             float(w.start_s) if np.isfinite(w.start_s) else 0.0, clip_s, info.duration_s
         )
+        tolerance = float(w.start_tolerance_s) if np.isfinite(w.start_tolerance_s) else 0.0
+        start = snap_to_keyframe(start, tolerance, info, clip_s)
         out.append(ResolvedWindow(start, start + clip_s, inside(w.box, info), padded))
     return out
 
@@ -95,36 +116,45 @@ def read_clips(
     resolved = resolve_windows(info, windows, spec)
     count, size = spec.num_frames, spec.crop_size
     frames = np.zeros((len(resolved), count, size, size, 3), np.uint8)
-    audio = np.zeros((len(resolved), spec.audio_samples), np.float32)
     step = spec.sampling_rate / spec.target_fps
     instants = [r.start_s + j * step for r in resolved for j in range(count)]
-    converted: dict[int, tuple[av.VideoFrame, np.ndarray]] = {}  # window -> last conversion
-    reformatter = VideoReformatter()
 
-    def emit(i: int, t: float, frame: av.VideoFrame) -> None:
-        k, j = divmod(i, count)
-        cached = converted.get(k)
-        if cached is None or cached[0] is not frame:
-            cached = (frame, crop_resize(frame, info, resolved[k].box, size, reformatter))
-            converted[k] = cached
-        frames[k, j] = cached[1]
+    def make_emit() -> Emit:
+        """One per decoder: a frame shared by instants of one window converts once."""
+        converted: dict[int, tuple[av.VideoFrame, np.ndarray]] = {}  # window -> last one
+        reformatter = VideoReformatter()
+
+        def emit(i: int, t: float, frame: av.VideoFrame) -> None:
+            k, j = divmod(i, count)
+            cached = converted.get(k)
+            if cached is None or cached[0] is not frame:
+                cached = (frame, crop_resize(frame, info, resolved[k].box, size, reformatter))
+                converted[k] = cached
+            frames[k, j] = cached[1]
+
+        return emit
+
+    def read_audio(container: av.container.InputContainer) -> tuple[np.ndarray, bool, int]:
+        if info.audio is None:
+            return np.zeros((len(resolved), spec.audio_samples), np.float32), False, 0
+        spans = [(r.start_s, r.end_s) for r in resolved]
+        reader = AudioReader(container, info, policy, deadline)
+        windows = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
+        audio, silent = silence_to_zeros(windows)
+        return audio, silent, reader.decode_errors
 
     decoded = errors = 0
     coverage, silent = 1.0, False
+    audio = np.zeros((len(resolved), spec.audio_samples), np.float32)
     if resolved:
         with open_input(path, policy) as container:
             try:
-                sampler = FrameSampler(container, info, policy, deadline)
-                sampler.sample(instants, emit)
-                decoded = sampler.stats.decoded_frames
-                errors, coverage = sampler.stats.decode_errors, sampler.stats.coverage
-                converted.clear()
-                if info.audio is not None:
-                    spans = [(r.start_s, r.end_s) for r in resolved]
-                    reader = AudioReader(container, info, policy, deadline)
-                    audio = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
-                    audio, silent = silence_to_zeros(audio)
-                    errors += reader.decode_errors
+                stats, (audio, silent, audio_errors) = read_frames(
+                    path, container, info, policy, deadline, instants, make_emit,
+                    lambda: read_audio(container),
+                )  # fmt: skip
+                decoded, coverage = stats.decoded_frames, stats.coverage
+                errors = stats.decode_errors + audio_errors
             except (MediaError, AvserveError):
                 raise
             except Exception as e:

@@ -25,14 +25,25 @@ from service.media.policy import MediaPolicy
 class Deadline:
     """Wall-clock budget of one job; decode loops call :meth:`check` once per packet/frame."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, end: float | None = None) -> None:
         self.seconds = seconds
-        self._end = time.monotonic() + seconds
+        self._end = time.monotonic() + seconds if end is None else end
+        self._cancelled = False
 
     def remaining(self) -> float:
         return self._end - time.monotonic()
 
+    def child(self) -> Deadline:
+        """The same budget, cancellable on its own (for work running beside the caller's)."""
+        return Deadline(self.seconds, self._end)
+
+    def cancel(self) -> None:
+        """Make every later :meth:`check` fail: the work is no longer wanted."""
+        self._cancelled = True
+
     def check(self) -> None:
+        if self._cancelled:
+            raise MediaError("decoding was cancelled", code="cancelled")
         if time.monotonic() > self._end:
             raise MediaError(f"decoding took longer than {self.seconds:g} s", code="timeout")
 

@@ -19,10 +19,11 @@ from service.media.audio import AudioReader
 from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import snippet_times
 from service.media.imaging import squash
+from service.media.passes import read_frames
 from service.media.policy import MediaPolicy
 from service.media.signals import silence_to_zeros
 from service.media.types import GlanceSnippets, MediaInfo, SnippetSpec
-from service.media.video import FrameSampler
+from service.media.walk import Emit
 
 _MAX_SNIPPETS = 1024
 _MAX_SIDE = 1024
@@ -48,31 +49,37 @@ def read_snippets(
     times = np.asarray(snippet_times(info.duration_s, count), dtype=np.float64)
     frames = np.zeros((count, size, size, 3), np.uint8)
     frame_times = np.zeros(count, np.float64)
-    audio = np.zeros((count, spec.audio_samples), np.float32)
-    last: dict[int, tuple[av.VideoFrame, np.ndarray]] = {}  # repeated frames convert once
-    reformatter = VideoReformatter()
-    silent, audio_errors = False, 0
 
-    def emit(i: int, t: float, frame: av.VideoFrame) -> None:
-        cached = last.get(0)
-        if cached is None or cached[0] is not frame:
-            cached = last[0] = (frame, squash(frame, info.video.rotation, size, reformatter))
-        frames[i] = cached[1]
-        frame_times[i] = t
+    def make_emit() -> Emit:
+        """One per decoder: repeated frames convert once; swscale contexts are not shared."""
+        last: list[tuple[av.VideoFrame, np.ndarray]] = []
+        reformatter = VideoReformatter()
+
+        def emit(i: int, t: float, frame: av.VideoFrame) -> None:
+            if not last or last[0][0] is not frame:
+                last[:] = [(frame, squash(frame, info.video.rotation, size, reformatter))]
+            frames[i] = last[0][1]
+            frame_times[i] = t
+
+        return emit
+
+    def read_audio(container: av.container.InputContainer) -> tuple[np.ndarray, bool, int]:
+        if info.audio is None:
+            return np.zeros((count, spec.audio_samples), np.float32), False, 0
+        half = spec.audio_seconds / 2
+        spans = [(c - half, c + half) for c in times.tolist()]
+        reader = AudioReader(container, info, policy, deadline)
+        windows = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
+        audio, silent = silence_to_zeros(windows)
+        return audio, silent, reader.decode_errors
 
     with open_input(path, policy) as container:
         try:
-            sampler = FrameSampler(container, info, policy, deadline)
             tolerance = max(spec.frame_tolerance, 0.0) * info.duration_s / count
-            sampler.sample(times.tolist(), emit, tolerance_s=tolerance)
-            last.clear()
-            if info.audio is not None:
-                half = spec.audio_seconds / 2
-                spans = [(c - half, c + half) for c in times.tolist()]
-                reader = AudioReader(container, info, policy, deadline)
-                audio = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
-                audio, silent = silence_to_zeros(audio)
-                audio_errors = reader.decode_errors
+            stats, (audio, silent, audio_errors) = read_frames(
+                path, container, info, policy, deadline, times.tolist(), make_emit,
+                lambda: read_audio(container), tolerance_s=tolerance,
+            )  # fmt: skip
         except (MediaError, AvserveError):
             raise
         except Exception as e:
@@ -82,13 +89,14 @@ def read_snippets(
         frames=frames,
         audio=audio,
         audio_present=info.audio is not None,
-        decoded_frames=sampler.stats.decoded_frames,
+        decoded_frames=stats.decoded_frames,
         extra={
             "frame_times_s": frame_times,
-            "seeks": sampler.stats.seeks,
-            "plan": sampler.plan.summary() if sampler.plan is not None else None,
+            "seeks": stats.seeks,
+            "decoders": stats.decoders,
+            "plan": stats.plan,
         },
         audio_silent=silent,
-        decode_errors=sampler.stats.decode_errors + audio_errors,
-        coverage=sampler.stats.coverage,
+        decode_errors=stats.decode_errors + audio_errors,
+        coverage=stats.coverage,
     )

@@ -103,10 +103,15 @@ class CropBox:
 
 @dataclass(frozen=True)
 class ClipWindow:
-    """A request for one AVSlowFast clip: where it starts and which box to crop from every frame."""
+    """A request for one AVSlowFast clip: where it starts and which box to crop from every frame.
+
+    ``start_tolerance_s`` > 0 lets the reader move the start by up to that much so the clip
+    begins on a keyframe (nothing decoded before it); 0 keeps the start exact (dense views).
+    """
 
     start_s: float
     box: CropBox
+    start_tolerance_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -170,8 +175,10 @@ class SnippetSpec:
     frame_size: int = 160  # frames are squashed (no crop) to frame_size squared
     audio_seconds: float = 1.0
     audio_sample_rate: int = 16000
-    # A keyframe that a seek lands on within ±frame_tolerance × (D / T) of a snippet centre
-    # is used as is (no decoding of the rest of its GOP); 0 = always the nearest frame.
+    # A snippet's frame may come from within ±frame_tolerance × (D / T) of its centre: a
+    # keyframe there is used as is, else the earliest such frame when that ends a GOP's pass
+    # sooner; 0 = always the nearest frame. (0.5, any frame of the snippet's own segment, reads
+    # long-GOP videos cheaper but cost the shipped glance accuracy: see docs/benchmarks.md.)
     frame_tolerance: float = 0.25
 
     @property

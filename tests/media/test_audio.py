@@ -19,7 +19,7 @@ from service.media import (
     read_clips,
     read_snippets,
 )
-from service.media.audio import resample_many
+from service.media.audio import resample_many, to_mono
 from tests.media.synth import AudioSpec, write_video
 
 POLICY = MediaPolicy()
@@ -115,3 +115,27 @@ def test_windows_resampled_in_one_pass_do_not_leak_into_each_other(rate: int) ->
     alone = resample_many([click], rate, 16000, 16000)[0]
     assert np.abs(together[1] - alone).max() < 1e-4  # the loud neighbours leave no trace
     assert abs(int(np.argmax(together[1])) - 8000) <= 1  # and the click stays in place
+
+
+@pytest.mark.parametrize("fmt", ["u8", "u8p", "s16", "s16p", "s32", "s32p", "flt", "fltp", "dblp"])
+@pytest.mark.parametrize("layout", ["mono", "stereo", "5.1"])
+def test_mono_mix_reads_planes_as_the_stacked_array_mean_does(fmt: str, layout: str) -> None:
+    frame = av.AudioFrame(format=fmt, layout=layout, samples=997)
+    rng = np.random.default_rng(3)
+    dtype = frame.to_ndarray().dtype
+    for plane in frame.planes:
+        n = plane.buffer_size // dtype.itemsize
+        if dtype.kind == "f":
+            values = rng.uniform(-1.0, 1.0, n).astype(dtype)
+        else:
+            values = rng.integers(np.iinfo(dtype).min, np.iinfo(dtype).max, n, dtype=dtype)
+        plane.update(values.tobytes())
+    data = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    name = fmt.rstrip("p")
+    scale = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0}.get(name, 1.0)
+    shift = 128.0 if name == "u8" else 0.0
+    expected = (data.astype(np.float32) - shift).mean(axis=0, dtype=np.float32) / scale
+    np.testing.assert_array_equal(to_mono(frame), expected)

@@ -16,7 +16,18 @@ import av
 import numpy as np
 import pytest
 
-from service.media import MediaInfo, MediaPolicy, SnippetSpec, probe, read_snippets
+from service.media import (
+    ClipSpec,
+    ClipWindow,
+    CropBox,
+    MediaInfo,
+    MediaPolicy,
+    SnippetSpec,
+    probe,
+    read_clips,
+    read_snippets,
+)
+from service.media.clips import snap_to_keyframe
 from service.media.container import Deadline, open_input
 from service.media.video import FrameSampler
 
@@ -221,3 +232,35 @@ def test_planned_reads_of_shared_files_match_a_naive_decode(media_dir: Path, nam
     check_against_naive(got, reference, instants, exact=True)
     tolerant, _ = sample(path, info, instants, 0.1 * info.duration_s)
     check_against_naive(tolerant, reference, instants, exact=False)
+
+
+def test_a_window_allowed_to_move_starts_on_a_nearby_keyframe_and_decodes_less(
+    long_gop: Path,
+) -> None:
+    info = probe(long_gop, POLICY)
+    assert info.video.keyframes_s is not None and len(info.video.keyframes_s) >= 2
+    key = info.video.keyframes_s[1]
+    spec = ClipSpec(num_frames=8, sampling_rate=2, crop_size=16)  # 0.53 s
+    box = CropBox(0, 0, info.video.width, info.video.height)
+    start = key - 0.3  # just before the keyframe: an exact read runs up through a whole GOP
+    exact = read_clips(long_gop, info, [ClipWindow(start, box)], spec, POLICY)
+    moved = read_clips(long_gop, info, [ClipWindow(start, box, 0.4)], spec, POLICY)
+    assert exact.windows[0].start_s == pytest.approx(start)
+    assert moved.windows[0].start_s == pytest.approx(key)
+    assert moved.decoded_frames < exact.decoded_frames
+    # the moved window is exactly what an exact read at the keyframe gives
+    at_key = read_clips(long_gop, info, [ClipWindow(key, box)], spec, POLICY)
+    np.testing.assert_array_equal(moved.frames, at_key.frames)
+
+
+def test_a_window_stays_put_without_a_keyframe_within_its_tolerance(long_gop: Path) -> None:
+    info = probe(long_gop, POLICY)
+    assert info.video.keyframes_s is not None
+    key = info.video.keyframes_s[1]
+    clip_s = ClipSpec(num_frames=8, sampling_rate=2).duration_s
+    assert snap_to_keyframe(key - 0.3, 0.2, info, clip_s) == pytest.approx(key - 0.3)
+    assert snap_to_keyframe(key + 0.1, 0.2, info, clip_s) == pytest.approx(key)
+    assert snap_to_keyframe(key - 0.3, 0.0, info, clip_s) == pytest.approx(key - 0.3)
+    # never onto a keyframe from which the clip would run past the end
+    late = dataclasses.replace(info, duration_s=key + clip_s / 2)
+    assert snap_to_keyframe(key - 0.1, 0.2, late, clip_s) == pytest.approx(key - 0.1)

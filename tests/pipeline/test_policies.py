@@ -72,6 +72,20 @@ def test_dense_policy_is_ten_clips_by_three_crops_at_the_test_crop(portrait: Med
     for b in boxes:
         assert_inside(portrait, b.as_list())
         assert b.w == b.h == min(portrait.video.width, portrait.video.height)
+    assert all(w.start_tolerance_s == 0.0 for w in plan.windows)  # the protocol's exact views
+
+
+@pytest.mark.parametrize("snap", [0.0, 0.25])
+def test_selected_windows_may_move_by_the_configured_share_of_a_clip(
+    flower: MediaInfo, snap: float
+) -> None:
+    snippets = synthetic_snippets(flower, hot=5)
+    plan = HeuristicPolicy(PolicyConfig(window_snap=snap)).plan(
+        PlanRequest(flower, GEOM, k=2, snippets=snippets)
+    )
+    assert plan.windows
+    for w in plan.windows:
+        assert w.start_tolerance_s == pytest.approx(snap * GEOM.clip.duration_s)
 
 
 def test_heuristic_policy_picks_the_loud_bright_snippet_first(flower: MediaInfo) -> None:

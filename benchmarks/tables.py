@@ -244,7 +244,7 @@ def media(r: dict[str, Any]) -> str:
             f"`{plan.get('strategy', '?')}` over {plan.get('gops', '?')} GOPs"
         )
     if "baseline" in r.get("trees", {}):
-        lines.append(f"- baseline tree (\"before\" column): {r['trees']['baseline']}")
+        lines.append(f'- baseline tree ("before" column): {r["trees"]["baseline"]}')
     return machine_line(r) + "\n".join(lines)
 
 

@@ -136,6 +136,7 @@ class AudioReader:
         configure_decoder(stream, policy)
         self.rate = info.audio.sample_rate
         self.tb: Fraction | None = stream.time_base
+        self._tb_s = float(self.tb) if self.tb else 0.0  # float per-frame arithmetic
         self._chunks: list[tuple[int, np.ndarray]] = []  # (first sample index, samples)
         self._end: int | None = None  # sample index after the last decoded sample
         self._frames: Iterator[av.AudioFrame] | None = None
@@ -213,7 +214,7 @@ class AudioReader:
             if frame.sample_rate != self.rate or frame.samples == 0:
                 continue  # mid-stream rate change: treated as a gap
             if frame.pts is not None and self.tb:
-                start = round(float(frame.pts * self.tb) * self.rate)
+                start = round(frame.pts * self._tb_s * self.rate)
                 if self._end is not None and abs(start - self._end) <= snap:
                     start = self._end
             else:

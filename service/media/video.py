@@ -74,6 +74,9 @@ class FrameSampler:
         configure_decoder(stream, policy)
         self.index_timing = info.video.timing == "index" or not stream.time_base
         self.tb: Fraction = stream.time_base or Fraction(1, 1)
+        # per-packet times in float arithmetic (Fraction costs ~10 us per product; the
+        # difference is far below a microsecond)
+        self._tb_s = float(self.tb)
         self.fps = info.video.fps or policy.fallback_fps
         self.start_pts = 0 if self.index_timing else round(info.video.start_s / self.tb)
         self.stats = SampleStats()
@@ -116,7 +119,7 @@ class FrameSampler:
             return (self._frames_out - 1) / self.fps
         if frame.pts is None:
             return (previous if previous is not None else 0.0) + 1.0 / self.fps
-        return float((frame.pts - self.start_pts) * self.tb)
+        return (frame.pts - self.start_pts) * self._tb_s
 
     def _note_spacing(self, gap_s: float) -> None:
         """Widen the never-skip margin to half the widest frame spacing seen (VFR)."""
@@ -146,13 +149,13 @@ class FrameSampler:
             self.deadline.check()
             if packet.duration and packet.duration > 0:
                 self._durations = True
-                self._note_spacing(float(packet.duration * self.tb))
+                self._note_spacing(packet.duration * self._tb_s)
             if self._keyframe_only:
                 self._set_skip("NONKEY")
             elif self.index_timing or packet.pts is None:
                 self._set_skip("DEFAULT")  # index timing counts frames: it must see them all
             else:
-                t = float((packet.pts - self.start_pts) * self.tb)
+                t = (packet.pts - self.start_pts) * self._tb_s
                 self._set_skip("DEFAULT" if needed(t, self._margin) else "NONREF")
             skipped = skipped or self._skip != "DEFAULT"
             try:

@@ -21,6 +21,7 @@ from av.audio.resampler import AudioResampler
 from service.errors import MediaError
 from service.media.container import Deadline, configure_decoder, raise_media_error
 from service.media.policy import MediaPolicy
+from service.media.signals import silence_to_zeros
 from service.media.types import MediaInfo
 
 _SEEK_GAP_S = 1.0  # decode through gaps shorter than this instead of seeking
@@ -232,3 +233,22 @@ class AudioReader:
             if hi > lo:
                 out[lo - i0 : hi - i0] = data[lo - start : hi - start]
         return out
+
+
+def read_audio_windows(
+    container: av.container.InputContainer,
+    info: MediaInfo,
+    policy: MediaPolicy,
+    deadline: Deadline,
+    spans: Sequence[tuple[float, float]],
+    out_rate: int,
+    out_samples: int,
+) -> tuple[np.ndarray, bool, int]:
+    """Mono windows for ``spans`` (zeros without an audio stream), whether they are silent,
+    and the corrupt audio packets skipped."""
+    if info.audio is None:
+        return np.zeros((len(spans), out_samples), np.float32), False, 0
+    reader = AudioReader(container, info, policy, deadline)
+    windows = reader.windows(spans, out_rate, out_samples)
+    audio, silent = silence_to_zeros(windows)
+    return audio, silent, reader.decode_errors

@@ -19,13 +19,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from service.errors import AvserveError, MediaError
-from service.media.audio import AudioReader
+from service.media.audio import read_audio_windows
 from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import clamp_start
 from service.media.imaging import crop_resize
 from service.media.passes import read_frames
 from service.media.policy import MediaPolicy
-from service.media.signals import silence_to_zeros
 from service.media.types import (
     ClipBatch,
     ClipSpec,
@@ -134,15 +133,6 @@ def read_clips(
 
         return emit
 
-    def read_audio(container: av.container.InputContainer) -> tuple[np.ndarray, bool, int]:
-        if info.audio is None:
-            return np.zeros((len(resolved), spec.audio_samples), np.float32), False, 0
-        spans = [(r.start_s, r.end_s) for r in resolved]
-        reader = AudioReader(container, info, policy, deadline)
-        windows = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
-        audio, silent = silence_to_zeros(windows)
-        return audio, silent, reader.decode_errors
-
     decoded = errors = 0
     coverage, silent = 1.0, False
     audio = np.zeros((len(resolved), spec.audio_samples), np.float32)
@@ -151,7 +141,11 @@ def read_clips(
             try:
                 stats, (audio, silent, audio_errors) = read_frames(
                     path, container, info, policy, deadline, instants, make_emit,
-                    lambda: read_audio(container),
+                    lambda: read_audio_windows(
+                        container, info, policy, deadline,
+                        [(r.start_s, r.end_s) for r in resolved],
+                        spec.audio_sample_rate, spec.audio_samples,
+                    ),
                 )  # fmt: skip
                 decoded, coverage = stats.decoded_frames, stats.coverage
                 errors = stats.decode_errors + audio_errors

@@ -50,16 +50,14 @@ class FrameReadStats:
 
 
 def split_runs(
-    instants: Sequence[float],
+    reads: Sequence[gop_plan.Read],
     keyframes: Sequence[float],
-    tolerance_s: float,
-    margin_s: float,
     cost: gop_plan.CostModel,
     parts: int,
 ) -> list[list[int]]:
-    """Instant indices cut into at most ``parts`` runs of whole GOP passes, in time order,
-    balanced by estimated decode cost (each pass priced as if it starts with a seek)."""
-    reads = gop_plan.choose_reads(instants, keyframes, tolerance_s, margin_s)
+    """The instants of ``reads`` (``gop_plan.choose_reads``, in time order) cut into at most
+    ``parts`` runs of whole GOP passes, in time order, balanced by estimated decode cost (each
+    pass priced as if it starts with a seek)."""
     groups: dict[int, list[gop_plan.Read]] = {}
     for r in reads:
         groups.setdefault(gop_plan.gop_of(keyframes, r.time_s), []).append(r)
@@ -158,9 +156,9 @@ def read_frames(
     tolerance_s: float = 0.0,
 ) -> tuple[FrameReadStats, T]:
     """Emit a frame for every instant (see ``FrameSampler.sample``) and return the stats with
-    ``then()``'s result. ``then`` runs on ``container`` while the video runs decode (after the
-    video when the read is serial). ``make_emit`` gives each decoder its own callback (they may
-    run at once; callbacks write disjoint instants)."""
+    ``then()``'s result. ``then`` runs on ``container`` in this thread after this thread's
+    share of the video, while the other runs may still decode. ``make_emit`` gives each
+    decoder its own callback (they run at once; callbacks write disjoint instants)."""
     keyframes = info.video.keyframes_s
     parts = max(policy.decoder_threads, 1)
     runs: list[list[int]] = []
@@ -169,8 +167,8 @@ def read_frames(
         fps = info.video.fps or policy.fallback_fps
         cost = gop_plan.CostModel(fps, gop_plan.ref_fraction(info.video.codec))
         margin = 0.6 / fps
-        runs = split_runs(instants, keyframes, tolerance_s, margin, cost, parts)
         reads = gop_plan.choose_reads(instants, keyframes, tolerance_s, margin)
+        runs = split_runs(reads, keyframes, cost, parts)
         plan = gop_plan.plan_reads(reads, keyframes, info.duration_s, cost).summary()
     if len(runs) < 2:
         sampler = _sample(container, info, policy, deadline, instants, make_emit(), tolerance_s)

@@ -15,13 +15,12 @@ import numpy as np
 from av.video.reformatter import VideoReformatter
 
 from service.errors import AvserveError, MediaError
-from service.media.audio import AudioReader
+from service.media.audio import read_audio_windows
 from service.media.container import Deadline, open_input, raise_media_error
 from service.media.geometry import snippet_times
 from service.media.imaging import squash
 from service.media.passes import read_frames
 from service.media.policy import MediaPolicy
-from service.media.signals import silence_to_zeros
 from service.media.types import GlanceSnippets, MediaInfo, SnippetSpec
 from service.media.walk import Emit
 
@@ -63,22 +62,19 @@ def read_snippets(
 
         return emit
 
-    def read_audio(container: av.container.InputContainer) -> tuple[np.ndarray, bool, int]:
-        if info.audio is None:
-            return np.zeros((count, spec.audio_samples), np.float32), False, 0
-        half = spec.audio_seconds / 2
-        spans = [(c - half, c + half) for c in times.tolist()]
-        reader = AudioReader(container, info, policy, deadline)
-        windows = reader.windows(spans, spec.audio_sample_rate, spec.audio_samples)
-        audio, silent = silence_to_zeros(windows)
-        return audio, silent, reader.decode_errors
+    half = spec.audio_seconds / 2
+    spans = [(c - half, c + half) for c in times.tolist()]
 
     with open_input(path, policy) as container:
         try:
             tolerance = max(spec.frame_tolerance, 0.0) * info.duration_s / count
             stats, (audio, silent, audio_errors) = read_frames(
                 path, container, info, policy, deadline, times.tolist(), make_emit,
-                lambda: read_audio(container), tolerance_s=tolerance,
+                lambda: read_audio_windows(
+                    container, info, policy, deadline, spans,
+                    spec.audio_sample_rate, spec.audio_samples,
+                ),
+                tolerance_s=tolerance,
             )  # fmt: skip
         except (MediaError, AvserveError):
             raise

@@ -53,10 +53,11 @@ def test_runs_cover_every_read_in_time_order_with_whole_gops_and_even_cost() -> 
     keyframes = [0.0, 6.1, 12.2, 18.3, 24.4, 30.5, 36.6, 44.9, 53.3]
     instants = [(t + 0.5) * 60 / 16 for t in range(16)]
     cost = gop_plan.CostModel(30.0, 0.55)
-    runs = split_runs(instants, keyframes, 1.875, 0.02, cost, 2)
+    chosen = gop_plan.choose_reads(instants, keyframes, 1.875, 0.02)
+    runs = split_runs(chosen, keyframes, cost, 2)
     assert len(runs) == 2
     assert sorted(runs[0] + runs[1]) == list(range(16))
-    reads = {r.instant: r for r in gop_plan.choose_reads(instants, keyframes, 1.875, 0.02)}
+    reads = {r.instant: r for r in chosen}
     gops = [{gop_plan.gop_of(keyframes, reads[i].time_s) for i in run} for run in runs]
     assert max(gops[0]) < min(gops[1])  # contiguous, no GOP read by both decoders
     # the big last GOPs go to the second run instead of leaving it two cheap reads

@@ -99,37 +99,17 @@ def _sample(
     return sampler
 
 
-def _sample_run(
+def _serial(
     container: av.container.InputContainer,
     info: MediaInfo,
     policy: MediaPolicy,
     deadline: Deadline,
     instants: Sequence[float],
-    run: list[int],
     emit: Emit,
     tolerance_s: float,
-) -> FrameSampler:
-    """Sample the instants of one run (``run`` holds their indices into ``instants``)."""
-
-    def local(j: int, t: float, frame: av.VideoFrame) -> None:
-        emit(run[j], t, frame)
-
-    chosen = [instants[i] for i in run]
-    return _sample(container, info, policy, deadline, chosen, local, tolerance_s)
-
-
-def _run(
-    path: Path,
-    info: MediaInfo,
-    policy: MediaPolicy,
-    deadline: Deadline,
-    instants: Sequence[float],
-    run: list[int],
-    emit: Emit,
-    tolerance_s: float,
-) -> FrameSampler:
-    with open_input(path, policy) as container:
-        return _sample_run(container, info, policy, deadline, instants, run, emit, tolerance_s)
+) -> FrameReadStats:
+    sampler = _sample(container, info, policy, deadline, instants, emit, tolerance_s)
+    return _stats([sampler], sampler.plan.summary() if sampler.plan is not None else None)
 
 
 def _stats(samplers: Sequence[FrameSampler], plan: dict[str, Any] | None) -> FrameReadStats:
@@ -171,22 +151,30 @@ def read_frames(
         runs = split_runs(reads, keyframes, cost, parts)
         plan = gop_plan.plan_reads(reads, keyframes, info.duration_s, cost).summary()
     if len(runs) < 2:
-        sampler = _sample(container, info, policy, deadline, instants, make_emit(), tolerance_s)
-        summary = sampler.plan.summary() if sampler.plan is not None else None
-        return _stats([sampler], summary), then()
+        stats = _serial(container, info, policy, deadline, instants, make_emit(), tolerance_s)
+        return stats, then()
     single = dataclasses.replace(policy, decoder_threads=1)
     run_deadline = deadline.child()  # cancelled when another run or ``then`` fails
+
+    def sample_run(run_container: av.container.InputContainer, run: list[int]) -> FrameSampler:
+        emit = make_emit()
+
+        def local(j: int, t: float, frame: av.VideoFrame) -> None:
+            emit(run[j], t, frame)  # run[j]: the caller's index of the run's j-th instant
+
+        chosen = [instants[i] for i in run]
+        return _sample(run_container, info, single, run_deadline, chosen, local, tolerance_s)
+
+    def sample_run_alone(run: list[int]) -> FrameSampler:
+        with open_input(path, single) as own:
+            return sample_run(own, run)
+
     # The first run decodes on the caller's container in this thread, then ``then`` reads
     # there; the other runs get their own containers and threads meanwhile.
     with ThreadPoolExecutor(len(runs) - 1, thread_name_prefix="avserve-decode") as pool:
-        futures = [
-            pool.submit(_run, path, info, single, run_deadline, instants, run, make_emit(),
-                        tolerance_s)
-            for run in runs[1:]
-        ]  # fmt: skip
+        futures = [pool.submit(sample_run_alone, run) for run in runs[1:]]
         try:
-            first = _sample_run(container, info, single, run_deadline, instants, runs[0],
-                                make_emit(), tolerance_s)  # fmt: skip
+            first = sample_run(container, runs[0])
             result = then()
             samplers = [first, *(f.result() for f in futures)]
         except MediaError:
@@ -199,6 +187,5 @@ def read_frames(
         return _stats(samplers, plan), result
     # a run failed: read again with one decoder, so errors are exactly the serial ones
     with open_input(path, policy) as fresh:
-        sampler = _sample(fresh, info, policy, deadline, instants, make_emit(), tolerance_s)
-    summary = sampler.plan.summary() if sampler.plan is not None else None
-    return _stats([sampler], summary), then()
+        stats = _serial(fresh, info, policy, deadline, instants, make_emit(), tolerance_s)
+    return stats, then()

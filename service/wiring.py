@@ -152,11 +152,15 @@ async def start_services(
     jobs: bool = True,
     default_model: str | None = None,
     warmup: bool = True,
+    decoder: DecodePool | None = None,
 ) -> Services:
-    """Load models (off the loop), warm them up, start their decode pool and the job service."""
-    decoder: DecodePool | None = None
+    """Load models (off the loop), warm them up, start their decode pool and the job service.
+
+    ``decoder``: a pool the caller made (and may have started) already; it is closed with
+    the services, or here when they fail to start.
+    """
     if classifier is None:
-        decoder = DecodePool(settings.media.decode_workers, settings.media_policy())
+        decoder = decoder or DecodePool(settings.media.decode_workers, settings.media_policy())
         pipeline = pipeline_factory(settings, decoder, metrics)
     else:
         stand_in = classifier

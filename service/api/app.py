@@ -12,7 +12,7 @@ decode pool, jobs; set once the lifespan started) and ``jobs`` (the job service 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -36,9 +36,13 @@ API_VERSION = "1"
 
 
 def create_app(
-    settings: Settings | None = None, *, classifier: Classifier | None = None
+    settings: Settings | None = None,
+    *,
+    classifier: Classifier | None = None,
+    on_ready: Callable[[], object] | None = None,
 ) -> FastAPI:
-    """Build the gateway. A ``classifier`` stand-in replaces every model's pipeline (tests)."""
+    """Build the gateway. A ``classifier`` stand-in replaces every model's pipeline (tests);
+    ``on_ready`` runs once the services stand, before the gateway reports ready."""
     settings = settings or Settings()
     metrics = Metrics()
     lifecycle = Lifecycle()
@@ -48,6 +52,8 @@ def create_app(
         services = await start_services(settings, metrics, classifier=classifier)
         app.state.services = services
         app.state.jobs = services.jobs
+        if on_ready is not None:
+            on_ready()
         lifecycle.mark_started()
         log.info("avserve ready", extra={"models": services.registry.names()})
         try:

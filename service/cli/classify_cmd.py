@@ -8,8 +8,10 @@ failed (the count goes to stderr), 2 for a usage or configuration problem.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,12 +31,14 @@ async def _classify_all(
     settings: Settings,
     concurrency: int,
     on_result: Callable[[int, Outcome], None] | None = None,
+    on_started: Callable[[], object] | None = None,
 ) -> list[tuple[Path, Outcome]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from service.errors import AvserveError
+    from service.media import DecodePool
     from service.metrics import Metrics
-    from service.wiring import start_services
+    from service.startup import check_model_dir
 
     # No more decode processes than videos in flight (one file: one worker); no job service.
     workers = min(concurrency, len(files), settings.media.decode_workers)
@@ -46,10 +50,30 @@ async def _classify_all(
             "batcher": settings.batcher.model_copy(update={"autotune": False}),
         }
     )
-    # No warm-up: a batch of files amortises the first call, and one file would pay it twice.
-    services = await start_services(
-        settings, Metrics(), jobs=False, default_model=options.model, warmup=False
-    )
+    # The decode workers (fresh interpreters importing PyAV) start on the other core while
+    # this process imports torch to check the model folder: 0.2-0.3 s off a one-file run.
+    decoder = DecodePool(workers, settings.media_policy())
+    spawning = asyncio.create_task(decoder.start())
+    try:
+        await asyncio.to_thread(check_model_dir, settings)
+        from service.wiring import start_services
+
+        # No warm-up: a batch of files amortises the first call; one file would pay it twice.
+        services = await start_services(
+            settings,
+            Metrics(),
+            jobs=False,
+            default_model=options.model,
+            warmup=False,
+            decoder=decoder,
+        )
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await spawning
+        await decoder.close()
+        raise
+    if on_started is not None:
+        on_started()
     results: list[tuple[Path, Outcome]] = []
     try:
         sem = asyncio.Semaphore(concurrency)
@@ -111,35 +135,48 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 all classified, 1 some files failed, 2 usage or configuration error.
         """
-        from service.cli.classify_output import OrderedJsonWriter, write_table, write_tsv
-        from service.media.files import expand_paths
-        from service.schemas import ClassifyOptions
-        from service.startup import StartupError, check_model_dir, load_settings
+        from service.heap import startup_heap
 
-        chosen = "json" if as_json else output_format
-        if chosen not in ("table", "tsv", "json"):
-            raise typer.BadParameter(f"{chosen!r}: use table, tsv or json", param_hint="--format")
-        missing = [p for p in paths if not p.exists()]
-        for p in missing:
-            typer.echo(f"avserve classify: no such file or folder: {p}", err=True)
-        if missing:
-            raise typer.Exit(2)
-        files = expand_paths(paths)
-        if not files:
-            typer.echo("avserve classify: no video files found", err=True)
-            raise typer.Exit(2)
-        try:
-            options = ClassifyOptions(policy=policy, k=k, top_k=top_k, model=model)
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from e
-        try:
-            settings = load_settings(model_dir=model_dir, runtime=runtime, device=device)
-            check_model_dir(settings)
-        except StartupError as e:
-            typer.echo(f"avserve classify: {e}", err=True)
-            raise typer.Exit(2) from None
-        writer = OrderedJsonWriter(files) if chosen == "json" else None
-        results = asyncio.run(_classify_all(files, options, settings, concurrency, writer))
+        # Imports, torch and the model load run without cyclic GC (service.heap); the heap is
+        # frozen once the services stand, before the first video.
+        with ExitStack() as starting:
+            starting.enter_context(startup_heap())
+            from service.cli.classify_output import OrderedJsonWriter
+            from service.media.files import expand_paths
+            from service.schemas import ClassifyOptions
+            from service.startup import StartupError, load_settings
+
+            chosen = "json" if as_json else output_format
+            if chosen not in ("table", "tsv", "json"):
+                raise typer.BadParameter(
+                    f"{chosen!r}: use table, tsv or json", param_hint="--format"
+                )
+            missing = [p for p in paths if not p.exists()]
+            for p in missing:
+                typer.echo(f"avserve classify: no such file or folder: {p}", err=True)
+            if missing:
+                raise typer.Exit(2)
+            files = expand_paths(paths)
+            if not files:
+                typer.echo("avserve classify: no video files found", err=True)
+                raise typer.Exit(2)
+            try:
+                options = ClassifyOptions(policy=policy, k=k, top_k=top_k, model=model)
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from e
+            writer = OrderedJsonWriter(files) if chosen == "json" else None
+            try:
+                settings = load_settings(model_dir=model_dir, runtime=runtime, device=device)
+                results = asyncio.run(
+                    _classify_all(
+                        files, options, settings, concurrency, writer, on_started=starting.close
+                    )
+                )
+            except StartupError as e:  # the settings, or the model folder (checked in there)
+                typer.echo(f"avserve classify: {e}", err=True)
+                raise typer.Exit(2) from None
+        from service.cli.classify_output import write_table, write_tsv
+
         if chosen == "table":
             write_table(results)
         elif chosen == "tsv":

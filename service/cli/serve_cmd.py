@@ -8,6 +8,7 @@ exit status 2 (``service.startup``); the traceback only with ``--log-level debug
 from __future__ import annotations
 
 import traceback
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -34,49 +35,57 @@ def serve(
     ),
 ) -> None:
     """Start the HTTP gateway (settings from AVSERVE_* env vars and .env; flags win)."""
-    from service.startup import (
-        EXIT_CONFIG,
-        StartupError,
-        bind_listener,
-        check_api_keys,
-        check_model_dir,
-        check_tmp_dir,
-        debug_requested,
-        load_settings,
-    )
+    from service.heap import startup_heap
 
-    settings = None
-    try:
-        settings = load_settings(
-            host=host,
-            port=port,
-            model_dir=model_dir,
-            runtime=runtime,
-            device=device,
-            log_level=log_level,
+    # Imports, torch and the model load run without cyclic GC (service.heap); the heap is
+    # frozen once the services stand, so later collections never walk torch's objects.
+    with ExitStack() as starting:
+        starting.enter_context(startup_heap())
+        from service.startup import (
+            EXIT_CONFIG,
+            StartupError,
+            bind_listener,
+            check_api_keys,
+            check_model_dir,
+            check_tmp_dir,
+            debug_requested,
+            load_settings,
         )
-        check_model_dir(settings)
-        check_api_keys(settings)
-        check_tmp_dir(settings)
-        sock = bind_listener(settings.host, settings.port)
-    except StartupError as e:
-        if debug_requested(settings, log_level):
-            traceback.print_exc()
-        typer.echo(f"avserve: {e}", err=True)
-        raise typer.Exit(EXIT_CONFIG) from None
 
-    from service.api import create_app
-    from service.api.logs import configure_logging
-    from service.api.server import run_server
+        settings = None
+        try:
+            settings = load_settings(
+                host=host,
+                port=port,
+                model_dir=model_dir,
+                runtime=runtime,
+                device=device,
+                log_level=log_level,
+            )
+            check_model_dir(settings)
+            check_api_keys(settings)
+            check_tmp_dir(settings)
+            sock = bind_listener(settings.host, settings.port)
+        except StartupError as e:
+            if debug_requested(settings, log_level):
+                traceback.print_exc()
+            typer.echo(f"avserve: {e}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
 
-    configure_logging(settings.log_level, json_lines=settings.log_json)
-    from service import tracing
+        from service.api import create_app
+        from service.api.logs import configure_logging
+        from service.api.server import run_server
 
-    tracing.configure(settings.otlp_endpoint, service_name="avserve-gateway")
-    outcome = run_server(create_app(settings), settings.host, settings.port, sock=sock)
-    if outcome.error is not None:
-        typer.echo(f"avserve: cannot start: {outcome.error}", err=True)
-    raise typer.Exit(outcome.code)
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+        from service import tracing
+
+        tracing.configure(settings.otlp_endpoint, service_name="avserve-gateway")
+        outcome = run_server(
+            create_app(settings, on_ready=starting.close), settings.host, settings.port, sock=sock
+        )
+        if outcome.error is not None:
+            typer.echo(f"avserve: cannot start: {outcome.error}", err=True)
+        raise typer.Exit(outcome.code)
 
 
 def register(app: typer.Typer) -> None:

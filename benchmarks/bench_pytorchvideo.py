@@ -5,7 +5,8 @@ the ``glance`` policy (decode pool of 2 workers, the dynamic batcher), as the ga
 PyTorchVideo: ``benchmarks.peers.ptv_dense`` (``EncodedVideo``, its transforms, 10 clips x 3
 crops through the same serving graph). Videos: the short files with audio in
 ../shared/media, and one generated 40 s AVSynth long video (``--long``). Each path runs once
-untimed first (one-off set-up), then the two alternate per video.
+untimed first (one-off set-up), then the two alternate per video, ``--repeats`` times (3); the
+figures are medians of those runs (single runs of the sub-second glance moved by ±15 %).
 
 Goal (issue 19): avserve glance >= 5x faster than the PyTorchVideo dense path per video.
 Needs the benchmark environment (``make bench-peers``). Writes
@@ -70,7 +71,7 @@ def r50_package(directory: Path) -> Path:
     )
 
 
-async def compare(package_dir: Path, videos: list[Path]) -> list[dict[str, Any]]:
+async def compare(package_dir: Path, videos: list[Path], repeats: int) -> list[dict[str, Any]]:
     from benchmarks.peers.ptv_dense import CROPS, classify_dense
     from models import load_package
     from service.batcher import BatcherConfig, DynamicBatcher
@@ -100,21 +101,28 @@ async def compare(package_dir: Path, videos: list[Path]) -> list[dict[str, Any]]
         await pipeline.classify(videos[0], opts)
         await thread.run(runtime.warmup, CROPS)
         for i, video in enumerate(videos):
-            glance: dict[str, Any] = {}
-            dense: dict[str, Any] = {}
+            glance: dict[str, Any] = {"walls_s": []}
+            dense: dict[str, Any] = {"walls_s": []}
 
             async def run_glance(video: Path = video, glance: dict[str, Any] = glance) -> None:
                 t0 = time.perf_counter()
                 r = await pipeline.classify(video, opts)
-                glance.update(wall_s=round(time.perf_counter() - t0, 3), k=r.k)
-                glance.update(gmacs=r.compute.gmacs, timings_ms=r.timings_ms)
+                glance["walls_s"].append(round(time.perf_counter() - t0, 3))
+                glance.update(k=r.k, gmacs=r.compute.gmacs, timings_ms=r.timings_ms)
 
             async def run_dense(video: Path = video, dense: dict[str, Any] = dense) -> None:
-                dense.update(await thread.run(classify_dense, video, runtime, pre))
+                one = await thread.run(classify_dense, video, runtime, pre)
+                dense["walls_s"].append(one.pop("wall_s"))
+                dense.update(one)
 
-            order = (run_glance, run_dense) if i % 2 == 0 else (run_dense, run_glance)
-            for step in order:
-                await step()
+            # Alternate which path goes first, per video and per repeat, so neither always
+            # runs on caches the other warmed (or cooled).
+            for rep in range(repeats):
+                first_glance = (i + rep) % 2 == 0
+                for step in (run_glance, run_dense) if first_glance else (run_dense, run_glance):
+                    await step()
+            for side in (glance, dense):
+                side["wall_s"] = round(statistics.median(side["walls_s"]), 3)
             rows.append(
                 {
                     "video": video.name,
@@ -125,7 +133,8 @@ async def compare(package_dir: Path, videos: list[Path]) -> list[dict[str, Any]]
             )
             print(
                 f"  {package.name} {video.name}: glance {glance['wall_s']:.2f} s, "
-                f"PyTorchVideo dense {dense['wall_s']:.2f} s -> {rows[-1]['speedup']:.1f}x",
+                f"PyTorchVideo dense {dense['wall_s']:.2f} s (medians of {repeats}) "
+                f"-> {rows[-1]['speedup']:.1f}x",
                 flush=True,
             )
     return rows
@@ -136,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="*", default=["shipped", "avslowfast_r50_4x16"])
     p.add_argument("--r50-videos", type=int, default=2, help="videos for the r50 (slow) model")
     p.add_argument("--no-long", action="store_true", help="skip the generated long video")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs per video and path")
     p.add_argument("--torch-threads", type=int, default=0, help="intra-op threads (0: default)")
     args = p.parse_args(argv)
     if args.torch_threads:  # before torch loads: OpenMP reads it once, for every thread's team
@@ -161,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
                 pkg = r50_package(Path(tmp))
                 # The long video and the first short one: dense r50 costs ~1 TMAC per video.
                 chosen = (videos[-1:] + short[:1])[: args.r50_videos]
-            rows = asyncio.run(compare(pkg, chosen))
+            rows = asyncio.run(compare(pkg, chosen, args.repeats))
             speedups = [r["speedup"] for r in rows]
             sections[label] = {
                 "rows": rows,
@@ -171,8 +181,10 @@ def main(argv: list[str] | None = None) -> None:
             }
     result = {
         "benchmark": "peers_pytorchvideo",
-        "what": "wall time per video: avserve Pipeline glance policy vs PyTorchVideo "
-        "EncodedVideo + transforms, dense 10 clips x 3 crops, same serving graph",
+        "what": "wall time per video (median of "
+        f"{args.repeats} runs each, the two paths alternating): avserve Pipeline glance policy "
+        "vs PyTorchVideo EncodedVideo + transforms, dense 10 clips x 3 crops, same serving graph",
+        "repeats": args.repeats,
         "machine": info
         | {"loadavg_at_end": os.getloadavg(), "pytorchvideo": pytorchvideo.__version__},
         "torch_threads": torch.get_num_threads(),

@@ -138,6 +138,15 @@ def peers_serving(r: dict[str, Any]) -> str:
         lines.append("\n*A `--quick` harness check (few requests, one round), not a measurement.*")
     goal = "met" if r["goal_avserve_ge_litserve"] else "not met"
     lines.append(f"\nGoal avserve ≥ 1.0× LitServe's throughput at every concurrency: **{goal}**.")
+    if "goal_latency_no_worse" in r:
+        worse = [
+            f"{q['concurrency']} ({name} {q[name + '_ratio']:.2f}×)"
+            for q in r["ratios"]
+            for name in ("p50", "p99")
+            if q[name + "_ratio"] > 1.0
+        ]
+        goal = "met" if r["goal_latency_no_worse"] else "not met: " + ", ".join(worse)
+        lines.append(f"p50 and p99 no worse than LitServe's at every concurrency: **{goal}**.")
     return machine_line(r) + "\n".join(lines)
 
 

@@ -14,15 +14,20 @@ from .test_batcher import SlowRuntime, clips, expected
 
 
 class Costs:
-    """``run(n)`` advances a fake clock by ``per_clip[n] * n`` seconds and records ``n``."""
+    """``run(n)`` advances a fake clock by ``per_clip[n] * n`` seconds and records ``n``;
+    ``slow`` makes the listed calls (0-based, over all calls) take ``factor`` times longer."""
 
-    def __init__(self, per_clip: Mapping[int, float]) -> None:
+    def __init__(
+        self, per_clip: Mapping[int, float], slow: set[int] | None = None, factor: float = 1.5
+    ) -> None:
         self.per_clip, self.now = per_clip, 0.0
         self.sizes: list[int] = []
+        self.slow, self.factor = slow or set(), factor
 
     def run(self, n: int) -> None:
+        extra = self.factor if len(self.sizes) in self.slow else 1.0
         self.sizes.append(n)
-        self.now += self.per_clip[n] * n
+        self.now += self.per_clip[n] * n * extra
 
     def clock(self) -> float:
         return self.now
@@ -53,6 +58,37 @@ def test_within_the_tolerance_the_larger_batch_wins() -> None:
     assert tune_max_batch(c.run, 8, clock=c.clock)[0] == 8
     c = Costs({1: 0.010, 2: 0.0096, 4: 0.0099, 8: 0.0125})
     assert tune_max_batch(c.run, 8, clock=c.clock)[0] == 4
+
+
+def test_one_slow_call_does_not_end_the_search_and_turn_batching_off() -> None:
+    # The shipped model on 2 cores (ms per clip at 1, 2, 4, 8; measured): 2 costs about what
+    # 1 does, so a single slow timed call at 2 used to stop the search at a cap of 1.
+    per_clip = {1: 0.0170, 2: 0.0172, 4: 0.0137, 8: 0.0136}
+    c = Costs(per_clip, slow={5})  # size 1: untimed + 3 timed; size 2: untimed, then this one
+    assert tune_max_batch(c.run, 8, clock=c.clock)[0] == 8
+    # Even with one timed run per size, the slow call is re-timed against size 1 first.
+    c = Costs(per_clip, slow={3})
+    cap, timings = tune_max_batch(c.run, 8, repeats=1, clock=c.clock)
+    assert cap == 8
+    assert c.sizes[:6] == [1, 1, 2, 2, 1, 2]
+    assert timings[1].seconds_per_clip == pytest.approx(0.0172)
+
+
+def test_a_size_that_stays_slower_still_ends_the_search() -> None:
+    c = Costs({1: 0.010, 2: 0.013, 4: 0.005, 8: 0.004})
+    cap, timings = tune_max_batch(c.run, 8, clock=c.clock)
+    assert cap == 1
+    assert [t.size for t in timings] == [1, 2]
+
+
+def test_sizes_that_take_long_are_timed_once() -> None:
+    c = Costs({1: 0.97, 2: 0.84, 4: 1.06, 8: 1.46})
+    tune_max_batch(c.run, 8, clock=c.clock)
+    # one untimed and one timed run each; 4 looks worse, so 2 and 4 are timed once more
+    assert c.sizes == [1, 1, 2, 2, 4, 4, 2, 4]
+    c = Costs({1: 0.01, 2: 0.009, 4: 0.008, 8: 0.007})
+    tune_max_batch(c.run, 8, clock=c.clock)
+    assert c.sizes == [n for n in (1, 2, 4, 8) for _ in range(4)]
 
 
 class CostlyRuntime(SlowRuntime):

@@ -27,9 +27,10 @@ import torch
 from torch import Tensor, nn
 
 from models.blocks import AudioStem, Bottleneck, Norm, TFBlock, VideoStem, audio_stage, video_stage
-from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec, get_config
+from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec
 from models.fusion import AudioToFastSlow, AudioVisualNonLocal, FastToSlow
 from models.head import MultiPathwayHead
+from models.named_configs import get_config
 from models.sync import DropPathway, SyncModules, forward_with_sync
 
 TRAINING_ONLY_PREFIX = "sync."

@@ -21,8 +21,9 @@ import yaml
 from torch import Tensor
 
 from models.avslowfast import AVSlowFast
-from models.configs import DEPTH_BLOCKS, AVSlowFastConfig, HeadSpec, get_config
+from models.configs import DEPTH_BLOCKS, AVSlowFastConfig, HeadSpec
 from models.features import LogMelConfig
+from models.named_configs import get_config
 from models.preprocess import PreprocessConfig
 
 

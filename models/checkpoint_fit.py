@@ -18,7 +18,8 @@ from torch import Tensor
 from models.avslowfast import AVSlowFast
 from models.checkpoint import CheckpointError, ImportResult, KeyMapper
 from models.checkpoint import load_pyslowfast_state as load_mapped_state
-from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec, get_config
+from models.configs import FUSION_POINTS, STAGES, AVSlowFastConfig, HeadSpec
+from models.named_configs import get_config
 
 _BLOCK = re.compile(r"^(res[2-5])\.(slow|fast)\.(\d+)\.")
 

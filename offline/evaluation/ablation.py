@@ -249,8 +249,8 @@ def run_ablation(
 
 def config_costs() -> dict[str, dict[str, Any]]:
     """Parameters and GMACs (as ``avserve model info``) of the fusion-variant configs."""
-    from models.configs import get_config, list_configs
     from models.flops import count_params, model_gmacs
+    from models.named_configs import get_config, list_configs
 
     out: dict[str, dict[str, Any]] = {}
     for base, crop in (("avslowfast_tiny", 64), ("avslowfast_r50_4x16", 224)):
@@ -271,8 +271,8 @@ def config_costs() -> dict[str, dict[str, Any]]:
 def _params(v: Variant) -> int:
     from dataclasses import replace
 
-    from models.configs import get_config
     from models.flops import count_params
+    from models.named_configs import get_config
 
     overrides: dict[str, Any] = {}
     for o in v.overrides:

@@ -37,7 +37,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _check_arch(name: str | None) -> str | None:
-    from models.configs import list_configs
+    from models.named_configs import list_configs
 
     if name is not None and name not in list_configs():
         raise typer.BadParameter(f"unknown arch {name!r}; known: {', '.join(list_configs())}")
@@ -47,7 +47,7 @@ def _check_arch(name: str | None) -> str | None:
 @model_app.command("list")
 def list_cmd() -> None:
     """List the named architectures."""
-    from models.configs import list_configs
+    from models.named_configs import list_configs
 
     for name in list_configs():
         typer.echo(name)
@@ -70,8 +70,9 @@ def info_cmd(
     --package, at the package's crop, plus dense-30 and the glance per video."""
     from dataclasses import replace
 
-    from models.configs import HeadSpec, get_config
+    from models.configs import HeadSpec
     from models.flops import count_params, model_gmacs
+    from models.named_configs import get_config
     from models.package import PackageError, read_config
 
     glance: dict[str, Any] | None = None

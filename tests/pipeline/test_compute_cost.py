@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from models.configs import AVSlowFastConfig, get_config
+from models.configs import AVSlowFastConfig
 from models.flops import model_gmacs
+from models.named_configs import get_config
 from service.compute_cost import FILE_NAME, CostBook
 
 

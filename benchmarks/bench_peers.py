@@ -113,14 +113,15 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int]:
+def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int, float]:
+    """(batches, clips, seconds inside the forward) so far."""
     if server == "avserve":
         s = httpx.get(f"{url}/stats", timeout=10).json()
-        return int(s["batches"]), int(s["clips"])
+        return int(s["batches"]), int(s["clips"]), float(s["predict_s"])
     if not stats_file.is_file():
-        return 0, 0
-    batches, clips = stats_file.read_text().split()[:2]
-    return int(batches), int(clips)
+        return 0, 0, 0.0
+    batches, clips, predict_s = stats_file.read_text().split()[:3]
+    return int(batches), int(clips), float(predict_s)
 
 
 def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[dict[str, Any]]:
@@ -152,7 +153,7 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                 order = list(servers) if (rnd + c) % 2 == 0 else list(reversed(servers))
                 for name in order:
                     url = servers[name][1]
-                    b0, c0 = _batches(name, url, stats_file)
+                    b0, c0, s0 = _batches(name, url, stats_file)
                     res = run_closed_loop(
                         url,
                         "/predict",
@@ -160,19 +161,23 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                         concurrency=c,
                         requests=plan["requests"][c],
                     )
-                    b1, c1 = _batches(name, url, stats_file)
+                    b1, c1, s1 = _batches(name, url, stats_file)
                     row = {
                         "model": label,
                         "server": name,
                         "round": rnd,
                         **res.summary(),
                         "mean_batch": round((c1 - c0) / max(b1 - b0, 1), 2),
+                        # Share of the run's wall time the model was computing: what is left
+                        # is the serving layer's (or the machine's) idle time.
+                        "model_busy": round((s1 - s0) / max(res.wall_s, 1e-9), 3),
                     }
                     rounds.append(row)
                     print(
                         f"  {label} {name:8s} c={c:2d} round {rnd}: "
                         f"{row['throughput_rps']:.2f} req/s p50 {row['p50_ms']:.0f} ms "
-                        f"p99 {row['p99_ms']:.0f} ms batch {row['mean_batch']}",
+                        f"p99 {row['p99_ms']:.0f} ms batch {row['mean_batch']} "
+                        f"busy {row['model_busy']:.0%}",
                         flush=True,
                     )
                     if (name, c) not in best or row["throughput_rps"] > best[(name, c)][

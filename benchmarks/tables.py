@@ -122,9 +122,14 @@ def peers_serving(r: dict[str, Any]) -> str:
     lines = [
         f"{r['what']}; LitServe {r['machine'].get('litserve', '?')}.\n",
         "| model | conc. | avserve req/s | LitServe req/s | avserve / LitServe | p50 ms avserve / "
-        "LitServe | p99 ms avserve / LitServe | mean batch avserve / LitServe |",
-        "|---|---|---|---|---|---|---|---|",
+        "LitServe | p99 ms avserve / LitServe | mean batch avserve / LitServe | model busy "
+        "avserve / LitServe |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def busy(x: dict[str, Any]) -> str:
+        return f"{x['model_busy']:.0%}" if "model_busy" in x else "–"
+
     for q in r["ratios"]:
         a = rows[(q["model"], "avserve", q["concurrency"])]
         b = rows[(q["model"], "litserve", q["concurrency"])]
@@ -132,7 +137,7 @@ def peers_serving(r: dict[str, Any]) -> str:
             f"| {q['model']} | {q['concurrency']} | {a['throughput_rps']:.2f} | "
             f"{b['throughput_rps']:.2f} | **{q['throughput_ratio']:.2f}×** | "
             f"{a['p50_ms']:.0f} / {b['p50_ms']:.0f} | {a['p99_ms']:.0f} / {b['p99_ms']:.0f} | "
-            f"{a['mean_batch']:.1f} / {b['mean_batch']:.1f} |"
+            f"{a['mean_batch']:.1f} / {b['mean_batch']:.1f} | {busy(a)} / {busy(b)} |"
         )
     if r.get("quick"):
         lines.append("\n*A `--quick` harness check (few requests, one round), not a measurement.*")

@@ -99,16 +99,8 @@ def _sample(
     return sampler
 
 
-def _serial(
-    container: av.container.InputContainer,
-    info: MediaInfo,
-    policy: MediaPolicy,
-    deadline: Deadline,
-    instants: Sequence[float],
-    emit: Emit,
-    tolerance_s: float,
-) -> FrameReadStats:
-    sampler = _sample(container, info, policy, deadline, instants, emit, tolerance_s)
+def _alone(sampler: FrameSampler) -> FrameReadStats:
+    """The stats of a read done by one decoder."""
     return _stats([sampler], sampler.plan.summary() if sampler.plan is not None else None)
 
 
@@ -151,7 +143,9 @@ def read_frames(
         runs = split_runs(reads, keyframes, cost, parts)
         plan = gop_plan.plan_reads(reads, keyframes, info.duration_s, cost).summary()
     if len(runs) < 2:
-        stats = _serial(container, info, policy, deadline, instants, make_emit(), tolerance_s)
+        stats = _alone(
+            _sample(container, info, policy, deadline, instants, make_emit(), tolerance_s)
+        )
         return stats, then()
     single = dataclasses.replace(policy, decoder_threads=1)
     run_deadline = deadline.child()  # cancelled when another run or ``then`` fails
@@ -187,5 +181,5 @@ def read_frames(
         return _stats(samplers, plan), result
     # a run failed: read again with one decoder, so errors are exactly the serial ones
     with open_input(path, policy) as fresh:
-        stats = _serial(fresh, info, policy, deadline, instants, make_emit(), tolerance_s)
+        stats = _alone(_sample(fresh, info, policy, deadline, instants, make_emit(), tolerance_s))
     return stats, then()

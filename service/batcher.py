@@ -21,13 +21,14 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from service import tracing
+from service.batch_items import Item, Request, ShapeKey, shape_key, stack, trace_batches
 from service.batch_tuning import BatchTiming, tune_max_batch
 from service.errors import AvserveError, CapacityError
 from service.executor import model_thread
@@ -36,8 +37,6 @@ from service.runtime_spec import Runtime
 from service.schemas import Priority
 
 log = logging.getLogger(__name__)
-
-ShapeKey = tuple[Hashable, ...]
 
 
 @dataclass(frozen=True)
@@ -53,73 +52,8 @@ class BatcherConfig:
             raise ValueError("max_batch_size, max_queue_items >= 1 and max_queue_delay_ms >= 0")
 
 
-class _Request:
-    __slots__ = ("done", "items")
-
-    def __init__(self) -> None:
-        self.items: list[_Item] = []
-        self.done = False
-
-
-class _Item:
-    __slots__ = (
-        "batch_size",
-        "deadline",
-        "ended",
-        "enqueued",
-        "future",
-        "inputs",
-        "key",
-        "priority",
-        "queued",
-        "request",
-        "started",
-    )
-
-    def __init__(
-        self,
-        request: _Request,
-        inputs: dict[str, np.ndarray],
-        key: ShapeKey,
-        priority: Priority,
-        deadline: float | None,
-        future: asyncio.Future[np.ndarray],
-    ) -> None:
-        self.request = request
-        self.inputs = inputs
-        self.key = key
-        self.priority = priority
-        self.deadline = deadline
-        self.enqueued = time.monotonic()
-        self.future = future
-        self.queued = True  # still in a lane (False once taken into a batch or dropped)
-        # When its batch ran (monotonic) and how big it was: the caller's trace spans.
-        self.started = self.ended = 0.0
-        self.batch_size = 0
-
-
-def _shape_key(inputs: Mapping[str, np.ndarray]) -> ShapeKey:
-    return tuple((n, a.shape[1:], a.dtype.str) for n, a in sorted(inputs.items()))
-
-
 def _shutting_down() -> CapacityError:
     return CapacityError("server is shutting down", code="shutting_down")
-
-
-def _trace_batches(items: list[_Item], model: str) -> None:
-    """A request's time in the batcher as two spans: waiting for a batch, then the batches
-    its clips ran in (shared with other requests: ``avserve.batch_size`` says how full)."""
-    first = min(it.started for it in items)
-    attrs = {"avserve.model": model, "avserve.clips": len(items)}
-    tracing.record_span("batch_wait", min(it.enqueued for it in items), first, attrs)
-    attrs["avserve.batch_size"] = max(it.batch_size for it in items)
-    attrs["avserve.batches"] = len({it.started for it in items})
-    tracing.record_span("batch_run", first, max(it.ended for it in items), attrs)
-
-
-def _stack(items: list[_Item]) -> dict[str, np.ndarray]:
-    names = items[0].inputs.keys()
-    return {n: np.stack([it.inputs[n] for it in items]) for n in names}
 
 
 class DynamicBatcher:
@@ -143,7 +77,7 @@ class DynamicBatcher:
         # glance network, so torch has one OpenMP team (service.executor says why).
         self._device: Executor = executor or model_thread()
         self._prep = ThreadPoolExecutor(1, thread_name_prefix="batch-prep")
-        self._lanes: dict[Priority, deque[_Item]] = {p: deque() for p in Priority}
+        self._lanes: dict[Priority, deque[Item]] = {p: deque() for p in Priority}
         self._queued = 0
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -237,11 +171,11 @@ class DynamicBatcher:
                 retry_after_s=self._retry_after(),
             )
         loop = asyncio.get_running_loop()
-        request = _Request()
-        key = _shape_key(inputs)
+        request = Request()
+        key = shape_key(inputs)
         for i in range(k):
             clip = {n: a[i] for n, a in inputs.items()}
-            item = _Item(request, clip, key, priority, deadline, loop.create_future())
+            item = Item(request, clip, key, priority, deadline, loop.create_future())
             request.items.append(item)
             self._lanes[priority].append(item)
         self._queued += k
@@ -258,11 +192,11 @@ class DynamicBatcher:
             # Success, error, timeout or a vanished caller: nothing of this request stays queued.
             self._drop(request)
         if tracing.enabled():
-            _trace_batches(request.items, self.model_name)
+            trace_batches(request.items, self.model_name)
         return np.stack(results)
 
     # -- scheduling -----------------------------------------------------------------------------
-    def _drop(self, request: _Request) -> None:
+    def _drop(self, request: Request) -> None:
         if request.done:
             return
         request.done = True
@@ -281,7 +215,7 @@ class DynamicBatcher:
             self._queued -= dropped
             self._report_depth()
 
-    def _fail(self, item: _Item, err: BaseException) -> None:
+    def _fail(self, item: Item, err: BaseException) -> None:
         if not item.future.done():
             item.future.set_exception(err)
 
@@ -291,10 +225,10 @@ class DynamicBatcher:
                 return self._lanes[p][0].key
         return None
 
-    def _candidates(self, key: ShapeKey) -> list[_Item]:
+    def _candidates(self, key: ShapeKey) -> list[Item]:
         """Items of ``key`` in service order (interactive lane first), up to a full batch."""
         cap = self.config.max_batch_size
-        out: list[_Item] = []
+        out: list[Item] = []
         if not self.config.cross_request:
             head = next(self._lanes[p][0] for p in Priority if self._lanes[p])
             for it in self._lanes[head.priority]:
@@ -323,7 +257,7 @@ class DynamicBatcher:
                     it, CapacityError("deadline exceeded in queue", code="deadline_exceeded")
                 )
 
-    async def _collect(self) -> list[_Item] | None:
+    async def _collect(self) -> list[Item] | None:
         """Wait for the next batch: full, or the device idle and the oldest item old enough."""
         delay = self.config.max_queue_delay_ms / 1000.0
         while True:
@@ -355,14 +289,14 @@ class DynamicBatcher:
     async def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         running: asyncio.Task[None] | None = None
-        items: list[_Item] | None = None
+        items: list[Item] | None = None
         try:
             while True:
                 items = await self._collect()
                 if items is None:
                     break
                 # Stack off the loop while the previous batch may still be running.
-                batch = await loop.run_in_executor(self._prep, _stack, items)
+                batch = await loop.run_in_executor(self._prep, stack, items)
                 if running is not None:
                     await running
                 self._idle.clear()
@@ -379,7 +313,7 @@ class DynamicBatcher:
                     await running
             raise
 
-    async def _execute(self, items: list[_Item], batch: dict[str, np.ndarray]) -> None:
+    async def _execute(self, items: list[Item], batch: dict[str, np.ndarray]) -> None:
         loop = asyncio.get_running_loop()
         try:
             live = [it for it in items if not it.future.done()]

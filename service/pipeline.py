@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -35,13 +34,12 @@ from service.glance import GlanceRunner
 from service.media.types import (
     ClipBatch,
     ClipSpec,
-    ClipWindow,
     GlanceSnippets,
     MediaInfo,
-    SnippetSpec,
 )
 from service.notices import answer_warnings, audio_state
 from service.pipeline_config import PipelineConfig
+from service.pipeline_ports import Decoder, NullObserver, PipelineObserver
 from service.policies import (
     DensePolicy,
     Geometry,
@@ -72,44 +70,6 @@ STAGES = ("probe", "glance_decode", "glance_net", "saliency", "clip_decode", "he
 _PLAN_STAGE = {"glance": "glance_net", "heuristic": "saliency"}
 
 
-class Decoder(Protocol):
-    """What the pipeline needs from media decoding (``service.media.DecodePool`` implements it)."""
-
-    async def probe(self, path: Path) -> MediaInfo: ...
-
-    async def snippets(self, path: Path, info: MediaInfo, spec: SnippetSpec) -> GlanceSnippets: ...
-
-    async def clips(
-        self, path: Path, info: MediaInfo, windows: Sequence[ClipWindow], spec: ClipSpec
-    ) -> ClipBatch: ...
-
-
-class PipelineObserver(Protocol):
-    """Metrics hooks (``service.metrics.Metrics`` implements them)."""
-
-    def observe_stage(self, stage: str, seconds: float) -> None: ...
-
-    def observe_stage_error(self, stage: str, code: str) -> None: ...
-
-    def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None: ...
-
-    def observe_verdict(self, model: str, head: str, reason: str | None) -> None: ...
-
-
-class _NullObserver:
-    def observe_stage(self, stage: str, seconds: float) -> None:
-        pass
-
-    def observe_stage_error(self, stage: str, code: str) -> None:
-        pass
-
-    def observe_video(self, duration_s: float, decode_s: float, audio_present: bool) -> None:
-        pass
-
-    def observe_verdict(self, model: str, head: str, reason: str | None) -> None:
-        pass
-
-
 class Pipeline:
     def __init__(
         self,
@@ -123,7 +83,7 @@ class Pipeline:
         self.decoder = decoder
         self.infer = infer
         self.config = config
-        self.observer: PipelineObserver = observer or _NullObserver()
+        self.observer: PipelineObserver = observer or NullObserver()
         pre = package.config.preprocessing
         self.geometry = Geometry(
             clip=ClipSpec(**pre.clip_spec()),  # type: ignore[arg-type]

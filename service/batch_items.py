@@ -83,3 +83,31 @@ def trace_batches(items: list[Item], model: str) -> None:
 def stack(items: list[Item]) -> dict[str, np.ndarray]:
     names = items[0].inputs.keys()
     return {n: np.stack([it.inputs[n] for it in items]) for n in names}
+
+
+class ArrivalRate:
+    """When the next request is due: an EWMA of the gaps between requests (``infer`` calls).
+
+    Until two requests have arrived nothing is known and the next one counts as due, so the
+    batcher waits as configured; the first gap seeds the average. Gaps are clipped at
+    ``max_gap_s`` so one idle minute does not stop batching for long in the burst after it.
+    """
+
+    def __init__(self, weight: float = 0.2, max_gap_s: float = 1.0) -> None:
+        self._weight = weight
+        self._max_gap_s = max_gap_s
+        self._last: float | None = None
+        self._gap_s = 0.0
+        self._seen_gap = False
+
+    def observe(self, now: float) -> None:
+        if self._last is not None:
+            gap = min(max(now - self._last, 0.0), self._max_gap_s)
+            seen = self._seen_gap
+            self._gap_s = gap if not seen else self._gap_s + self._weight * (gap - self._gap_s)
+            self._seen_gap = True
+        self._last = now
+
+    def due_before(self, t: float) -> bool:
+        """Is the next request expected by monotonic time ``t``?"""
+        return not self._seen_gap or self._last is None or self._last + self._gap_s <= t

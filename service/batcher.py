@@ -24,14 +24,23 @@ from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from service import tracing
-from service.batch_items import Item, Request, ShapeKey, shape_key, stack, trace_batches
+from service.batch_items import (
+    ArrivalRate,
+    Item,
+    Request,
+    ShapeKey,
+    shape_key,
+    stack,
+    trace_batches,
+)
 from service.batch_tuning import BatchTiming, tune_max_batch
 from service.errors import AvserveError, CapacityError
-from service.executor import model_thread
+from service.executor import model_thread, run_with_spare_threads
 from service.metrics import Metrics
 from service.runtime_spec import Runtime
 from service.schemas import Priority
@@ -46,10 +55,20 @@ class BatcherConfig:
     max_queue_items: int = 256  # clips waiting over both lanes; beyond it callers get 429
     cross_request: bool = True  # False = batching off: a batch only holds one request's clips
     autotune: bool = True  # cap max_batch_size where bigger batches stop paying (batch_tuning)
+    # Wait for companions only while requests arrive often enough that one is due within the
+    # delay; at a trickle (one request in flight) the wait only adds latency.
+    adaptive_delay: bool = True
+    # A full batch means the process is saturated: HTTP parsing and decoding compete with the
+    # forward for the cores. Run such batches on this many fewer torch intra-op threads: an
+    # OpenMP team that spans every core stalls at each barrier when one of its threads is
+    # preempted (issue 19: batches of 8 of the shipped model, 2 cores, 64 clients).
+    saturated_spare_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.max_batch_size < 1 or self.max_queue_items < 1 or self.max_queue_delay_ms < 0:
             raise ValueError("max_batch_size, max_queue_items >= 1 and max_queue_delay_ms >= 0")
+        if self.saturated_spare_threads < 0:
+            raise ValueError("saturated_spare_threads >= 0")
 
 
 def _shutting_down() -> CapacityError:
@@ -85,6 +104,7 @@ class DynamicBatcher:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._exec_ewma_s = 0.05
+        self._arrivals = ArrivalRate()
         self.inference_count = 0  # clips executed
         self.exec_count = 0  # batches executed
 
@@ -172,6 +192,7 @@ class DynamicBatcher:
             )
         loop = asyncio.get_running_loop()
         request = Request()
+        self._arrivals.observe(time.monotonic())
         key = shape_key(inputs)
         for i in range(k):
             clip = {n: a[i] for n, a in inputs.items()}
@@ -271,7 +292,10 @@ class DynamicBatcher:
                 continue
             items = self._candidates(key)
             full = len(items) >= self.config.max_batch_size or not self.config.cross_request
-            waited = time.monotonic() - min(it.enqueued for it in items)
+            oldest = min(it.enqueued for it in items)
+            waited = time.monotonic() - oldest
+            if self.config.adaptive_delay and not self._arrivals.due_before(oldest + delay):
+                waited = delay  # nobody is expected within the delay: waiting only adds latency
             if full or (self._idle.is_set() and (waited >= delay or self._closing)):
                 for it in items:
                     self._lanes[it.priority].remove(it)
@@ -324,8 +348,12 @@ class DynamicBatcher:
                 self.metrics.observe_batch(
                     self.model_name, len(items), [started - it.enqueued for it in items]
                 )
+            run = self.runtime.run
+            spare = self.config.saturated_spare_threads
+            if spare and 1 < self.config.max_batch_size <= len(items):
+                run = partial(run_with_spare_threads, spare, run)
             try:
-                logits = await loop.run_in_executor(self._device, self.runtime.run, batch)
+                logits = await loop.run_in_executor(self._device, run, batch)
             except asyncio.CancelledError:
                 for it in items:
                     self._fail(it, _shutting_down())

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
@@ -144,3 +146,21 @@ def set_torch_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
     model_thread().call(apply)
+
+
+def run_with_spare_threads(spare: int, fn: Callable[[T], R], arg: T) -> R:
+    """``fn(arg)`` on ``spare`` fewer torch intra-op threads (at least one), then restore them.
+
+    Called on the model thread, whose OpenMP team it resizes. ONNX Runtime keeps its own
+    thread pool and ignores it; without torch loaded it is a plain call.
+    """
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else 1
+    if spare <= 0 or threads <= 1:
+        return fn(arg)
+    assert torch is not None
+    torch.set_num_threads(max(1, threads - spare))
+    try:
+        return fn(arg)
+    finally:
+        torch.set_num_threads(threads)

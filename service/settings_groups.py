@@ -58,6 +58,18 @@ class BatcherSettings(_Group):
         description="At start-up, time the model at 1, 2, 4, ... clips and cap batches where "
         "bigger ones stop paying (a large model on a CPU); false keeps max_batch_size.",
     )
+    adaptive_delay: bool = Field(
+        default=_BATCHER.adaptive_delay,
+        description="Wait max_queue_delay_ms for companions only while requests arrive often "
+        "enough that one is due within it (false: always wait).",
+    )
+    saturated_spare_threads: int = Field(
+        default=_BATCHER.saturated_spare_threads,
+        ge=0,
+        le=256,
+        description="Torch intra-op threads left to the rest of the process while a full "
+        "batch runs (0 = every batch on all threads).",
+    )
 
 
 class QueueSettings(_Group):

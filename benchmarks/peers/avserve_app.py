@@ -5,7 +5,9 @@ logits, like the LitServe app. The model runs through ``service.runtimes.build_r
 ``service.batcher.DynamicBatcher`` on the process's model thread, as the gateway runs them, with the batching
 knobs set to LitServe's (max batch 8, 5 ms) and the start-up batch-size tuning the gateway
 runs (``DynamicBatcher.tune``, which may cap the batches below 8); the media and HTTP layers of
-the gateway are not involved because LitServe has none.
+the gateway are not involved because LitServe has none. It starts as ``avserve serve`` does:
+the heap frozen once ready (``service.heap``), the batcher's defaults (``BatcherConfig``:
+arrival-rate-aware delay, full batches on one thread fewer).
 
     python -m benchmarks.peers.avserve_app --package DIR --port 8101
 """
@@ -14,8 +16,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +25,12 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from benchmarks.peers.payload import decode
+from service.heap import startup_heap
 
 
-def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
+def build_app(
+    package_dir: Path, max_batch: int, timeout_s: float, on_ready: Callable[[], object]
+) -> FastAPI:
     from models import load_package
     from service.batcher import BatcherConfig, DynamicBatcher
     from service.executor import model_thread
@@ -58,6 +63,7 @@ def build_app(package_dir: Path, max_batch: int, timeout_s: float) -> FastAPI:
             if cfg.autotune:  # as service.registry does before "ready"
                 await batcher.tune()
             state["batcher"] = batcher
+            on_ready()
             yield
 
     app = FastAPI(lifespan=lifespan)
@@ -87,8 +93,12 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--timeout", type=float, default=0.005, help="batch timeout (s)")
     args = p.parse_args()
-    app = build_app(args.package, args.max_batch, args.timeout)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    # As `avserve serve` starts (service.heap): no cyclic collections while torch and the model
+    # load, the heap frozen once ready, so later collections never walk torch's objects.
+    with ExitStack() as starting:
+        starting.enter_context(startup_heap())
+        app = build_app(args.package, args.max_batch, args.timeout, on_ready=starting.close)
+        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pytest
 
+from service.batch_items import ArrivalRate
 from service.batcher import BatcherConfig, DynamicBatcher
 from service.errors import AvserveError, CapacityError
+from service.executor import ModelThread
 from service.metrics import Metrics
 from service.runtime_spec import InputSpec, TensorSpec
 from service.schemas import Priority
@@ -302,3 +304,90 @@ async def test_warmup_runs_a_batch_on_the_device_thread() -> None:
     async with DynamicBatcher(rt) as b:
         await b.warmup(3)
     assert [len(batch) for batch in rt.batches] == [3]
+
+
+def test_arrival_rate_knows_nothing_until_two_requests_have_come() -> None:
+    rate = ArrivalRate()
+    assert rate.due_before(0.0)
+    rate.observe(10.0)
+    assert rate.due_before(10.0)
+
+
+def test_arrival_rate_expects_the_next_request_one_average_gap_after_the_last() -> None:
+    rate = ArrivalRate(weight=0.5)
+    for t in (0.0, 0.1, 0.2, 0.3):
+        rate.observe(t)
+    assert not rate.due_before(0.35)
+    assert rate.due_before(0.41)
+
+
+def test_arrival_rate_counts_a_long_idle_spell_as_at_most_max_gap() -> None:
+    rate = ArrivalRate(weight=1.0, max_gap_s=1.0)
+    rate.observe(0.0)
+    rate.observe(600.0)
+    assert rate.due_before(601.0)
+
+
+async def test_a_lone_request_after_a_slow_trickle_does_not_wait_for_companions() -> None:
+    rt = SlowRuntime()
+    async with DynamicBatcher(rt, BatcherConfig(max_batch_size=8, max_queue_delay_ms=600)) as b:
+        await b.infer(clips(1, 1))  # nothing known yet: waits the delay
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        await b.infer(clips(2, 1))  # the last gap (~0.8 s) says nobody comes within 0.6 s
+        assert time.monotonic() - t0 < 0.45
+
+
+async def test_with_adaptive_delay_off_a_lone_request_waits_the_full_delay() -> None:
+    rt = SlowRuntime()
+    cfg = BatcherConfig(max_batch_size=8, max_queue_delay_ms=600, adaptive_delay=False)
+    async with DynamicBatcher(rt, cfg) as b:
+        await b.infer(clips(1, 1))
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        await b.infer(clips(2, 1))
+        assert time.monotonic() - t0 >= 0.55
+
+
+class ThreadCountingRuntime(SlowRuntime):
+    """Records the torch intra-op thread count each batch ran with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        self.threads.append(torch.get_num_threads())
+        return super().run(inputs)
+
+
+async def test_full_batches_leave_a_torch_thread_to_the_rest_of_the_process() -> None:
+    torch = pytest.importorskip("torch")
+    device = ModelThread("test-model")
+    try:
+        device.call(torch.set_num_threads, 2)
+        rt = ThreadCountingRuntime()
+        cfg = BatcherConfig(max_batch_size=4, max_queue_delay_ms=500, adaptive_delay=False)
+        async with DynamicBatcher(rt, cfg, executor=device) as b:
+            await asyncio.gather(*(b.infer(clips(m, 1)) for m in range(4)))  # a full batch
+            await b.infer(clips(9, 1))  # a lone clip: every thread
+        assert rt.threads == [1, 2]
+        assert device.call(torch.get_num_threads) == 2  # restored after the full batch
+    finally:
+        device.shutdown()
+
+
+async def test_spare_threads_zero_runs_full_batches_on_every_thread() -> None:
+    torch = pytest.importorskip("torch")
+    device = ModelThread("test-model")
+    try:
+        device.call(torch.set_num_threads, 2)
+        rt = ThreadCountingRuntime()
+        cfg = BatcherConfig(max_batch_size=2, max_queue_delay_ms=500, saturated_spare_threads=0)
+        async with DynamicBatcher(rt, cfg, executor=device) as b:
+            await asyncio.gather(*(b.infer(clips(m, 1)) for m in range(2)))
+        assert rt.threads == [2]
+    finally:
+        device.shutdown()

@@ -86,3 +86,50 @@ def tune_max_batch(
     best = min(fastest.values())
     chosen = max(n for n, t in fastest.items() if t <= best * (1 + tolerance))
     return chosen, [BatchTiming(n, t) for n, t in fastest.items()]
+
+
+class SpareThreadChoice:
+    """Online choice, for full batches, between every torch thread and ``spare`` fewer.
+
+    A full batch means the process is saturated, and then the forward shares the cores with
+    HTTP parsing and decoding. For a small model that is cheap to serve, those compete hard: an
+    OpenMP team spanning every core stalls at each barrier while one of its threads is
+    preempted (shipped model, 2 cores, 64 clients: a batch of 8 cost 2.4x its time alone). For
+    a large model the serving work is negligible beside the forward and every thread pays.
+    Which holds depends on the model, the request sizes and the machine, so it is measured:
+    each option runs until it has a cost (seconds per clip, an EWMA), then full batches use the
+    cheaper one, and every ``probe_every``-th full batch re-tries the other, so the choice
+    follows the load.
+    """
+
+    def __init__(self, spare: int, probe_every: int = 16, weight: float = 0.3) -> None:
+        self.spare = spare
+        self.probe_every = probe_every
+        self.weight = weight
+        self.cost: dict[int, float | None] = {0: None, spare: None}
+        self._batches = 0
+
+    def next(self) -> int:
+        """Threads to spare for the next full batch."""
+        if self.spare <= 0:
+            return 0
+        for option, cost in self.cost.items():
+            if cost is None:
+                return option
+        self._batches += 1
+        best = self.best()
+        if self._batches % self.probe_every == 0:
+            return self.spare if best == 0 else 0
+        return best
+
+    def best(self) -> int:
+        known = {k: v for k, v in self.cost.items() if v is not None}
+        return min(known, key=lambda k: known[k]) if known else 0
+
+    def observe(self, spared: int, seconds_per_clip: float) -> None:
+        old = self.cost.get(spared)
+        if spared not in self.cost:
+            return
+        self.cost[spared] = (
+            seconds_per_clip if old is None else old + self.weight * (seconds_per_clip - old)
+        )

@@ -38,7 +38,7 @@ from service.batch_items import (
     stack,
     trace_batches,
 )
-from service.batch_tuning import BatchTiming, tune_max_batch
+from service.batch_tuning import BatchTiming, SpareThreadChoice, tune_max_batch
 from service.errors import AvserveError, CapacityError
 from service.executor import model_thread, run_with_spare_threads
 from service.metrics import Metrics
@@ -59,9 +59,8 @@ class BatcherConfig:
     # delay; at a trickle (one request in flight) the wait only adds latency.
     adaptive_delay: bool = True
     # A full batch means the process is saturated: HTTP parsing and decoding compete with the
-    # forward for the cores. Run such batches on this many fewer torch intra-op threads: an
-    # OpenMP team that spans every core stalls at each barrier when one of its threads is
-    # preempted (issue 19: batches of 8 of the shipped model, 2 cores, 64 clients).
+    # forward for the cores. Full batches try this many fewer torch intra-op threads too and
+    # keep whichever runs faster (batch_tuning.SpareThreadChoice); 0: always every thread.
     saturated_spare_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -105,6 +104,7 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._exec_ewma_s = 0.05
         self._arrivals = ArrivalRate()
+        self._spare = SpareThreadChoice(self.config.saturated_spare_threads)
         self.inference_count = 0  # clips executed
         self.exec_count = 0  # batches executed
 
@@ -348,10 +348,11 @@ class DynamicBatcher:
                 self.metrics.observe_batch(
                     self.model_name, len(items), [started - it.enqueued for it in items]
                 )
-            run = self.runtime.run
-            spare = self.config.saturated_spare_threads
-            if spare and 1 < self.config.max_batch_size <= len(items):
-                run = partial(run_with_spare_threads, spare, run)
+            run, spared = self.runtime.run, 0
+            if 1 < self.config.max_batch_size <= len(items):  # full: the process is saturated
+                spared = self._spare.next()
+                if spared:
+                    run = partial(run_with_spare_threads, spared, run)
             try:
                 logits = await loop.run_in_executor(self._device, run, batch)
             except asyncio.CancelledError:
@@ -366,6 +367,8 @@ class DynamicBatcher:
                 return
             ended = time.monotonic()
             self._exec_ewma_s = 0.8 * self._exec_ewma_s + 0.2 * (ended - started)
+            if 1 < self.config.max_batch_size <= len(items):
+                self._spare.observe(spared, (ended - started) / len(items))
             for it in items:
                 it.started, it.ended, it.batch_size = started, ended, len(items)
             self.exec_count += 1

@@ -67,8 +67,8 @@ class BatcherSettings(_Group):
         default=_BATCHER.saturated_spare_threads,
         ge=0,
         le=256,
-        description="Torch intra-op threads left to the rest of the process while a full "
-        "batch runs (0 = every batch on all threads).",
+        description="Full batches (a saturated process) also try this many fewer torch "
+        "intra-op threads and keep whichever runs faster per clip (0 = always every thread).",
     )
 
 

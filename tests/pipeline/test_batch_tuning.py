@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pytest
 
-from service.batch_tuning import candidate_sizes, tune_max_batch
+from service.batch_tuning import SpareThreadChoice, candidate_sizes, tune_max_batch
 from service.batcher import BatcherConfig, DynamicBatcher
 
 from .test_batcher import SlowRuntime, clips, expected
@@ -109,3 +109,28 @@ async def test_the_batcher_caps_its_batches_after_tuning() -> None:
         out = await b.infer(clips(7, 5))
     assert np.array_equal(out, expected(7, 5))
     assert max(len(batch) for batch in rt.batches) == 2
+
+
+def test_spare_thread_choice_tries_both_then_keeps_the_cheaper_and_probes_the_other() -> None:
+    choice = SpareThreadChoice(spare=1, probe_every=4)
+    assert choice.next() == 0
+    choice.observe(0, 0.030)
+    assert choice.next() == 1
+    choice.observe(1, 0.010)
+    picks = [choice.next() for _ in range(8)]
+    assert picks == [1, 1, 1, 0, 1, 1, 1, 0]
+
+
+def test_spare_thread_choice_follows_a_change_in_load() -> None:
+    choice = SpareThreadChoice(spare=1, probe_every=2, weight=0.5)
+    choice.observe(0, 0.010)
+    choice.observe(1, 0.020)
+    assert choice.best() == 0
+    for _ in range(4):  # the load rises: every thread now costs more than one fewer
+        choice.observe(0, 0.040)
+    assert choice.best() == 1
+
+
+def test_spare_thread_choice_with_nothing_to_spare_always_uses_every_thread() -> None:
+    choice = SpareThreadChoice(spare=0)
+    assert [choice.next() for _ in range(5)] == [0] * 5

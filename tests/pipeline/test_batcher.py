@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -350,44 +351,54 @@ async def test_with_adaptive_delay_off_a_lone_request_waits_the_full_delay() -> 
 
 
 class ThreadCountingRuntime(SlowRuntime):
-    """Records the torch intra-op thread count each batch ran with."""
+    """Records the torch intra-op thread count of each batch; ``cost_s`` maps it to a run time."""
 
-    def __init__(self) -> None:
+    def __init__(self, cost_s: dict[int, float] | None = None) -> None:
         super().__init__()
         self.threads: list[int] = []
+        self.cost_s = cost_s or {}
 
     def run(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         import torch
 
-        self.threads.append(torch.get_num_threads())
+        n = torch.get_num_threads()
+        self.threads.append(n)
+        time.sleep(self.cost_s.get(n, 0.0))
         return super().run(inputs)
 
 
-async def test_full_batches_leave_a_torch_thread_to_the_rest_of_the_process() -> None:
+async def _full_batches_then_a_lone_clip(rt: ThreadCountingRuntime, cfg: BatcherConfig) -> int:
+    """Six full batches of 2, then one lone clip; returns the model thread's count after."""
     torch = pytest.importorskip("torch")
     device = ModelThread("test-model")
     try:
         device.call(torch.set_num_threads, 2)
-        rt = ThreadCountingRuntime()
-        cfg = BatcherConfig(max_batch_size=4, max_queue_delay_ms=500, adaptive_delay=False)
         async with DynamicBatcher(rt, cfg, executor=device) as b:
-            await asyncio.gather(*(b.infer(clips(m, 1)) for m in range(4)))  # a full batch
-            await b.infer(clips(9, 1))  # a lone clip: every thread
-        assert rt.threads == [1, 2]
-        assert device.call(torch.get_num_threads) == 2  # restored after the full batch
+            for m in range(6):
+                await asyncio.gather(b.infer(clips(m, 1)), b.infer(clips(m, 1)))
+            await b.infer(clips(9, 1))
+        return int(device.call(torch.get_num_threads))
     finally:
         device.shutdown()
+
+
+FULL = BatcherConfig(max_batch_size=2, max_queue_delay_ms=500, adaptive_delay=False)
+
+
+async def test_full_batches_keep_one_thread_fewer_when_that_runs_faster() -> None:
+    rt = ThreadCountingRuntime(cost_s={2: 0.05, 1: 0.005})  # a contended team
+    restored = await _full_batches_then_a_lone_clip(rt, FULL)
+    assert rt.threads == [2, 1, 1, 1, 1, 1, 2]  # both tried, then the faster; lone: every one
+    assert restored == 2
+
+
+async def test_full_batches_keep_every_thread_when_that_runs_faster() -> None:
+    rt = ThreadCountingRuntime(cost_s={2: 0.005, 1: 0.05})  # a large model, little else to do
+    await _full_batches_then_a_lone_clip(rt, FULL)
+    assert rt.threads == [2, 1, 2, 2, 2, 2, 2]
 
 
 async def test_spare_threads_zero_runs_full_batches_on_every_thread() -> None:
-    torch = pytest.importorskip("torch")
-    device = ModelThread("test-model")
-    try:
-        device.call(torch.set_num_threads, 2)
-        rt = ThreadCountingRuntime()
-        cfg = BatcherConfig(max_batch_size=2, max_queue_delay_ms=500, saturated_spare_threads=0)
-        async with DynamicBatcher(rt, cfg, executor=device) as b:
-            await asyncio.gather(*(b.infer(clips(m, 1)) for m in range(2)))
-        assert rt.threads == [2]
-    finally:
-        device.shutdown()
+    rt = ThreadCountingRuntime(cost_s={2: 0.05, 1: 0.005})
+    await _full_batches_then_a_lone_clip(rt, replace(FULL, saturated_spare_threads=0))
+    assert rt.threads == [2] * 7

@@ -91,31 +91,50 @@ def tune_max_batch(
 class SpareThreadChoice:
     """Online choice, for full batches, between every torch thread and ``spare`` fewer.
 
-    A full batch means the process is saturated, and then the forward shares the cores with
-    HTTP parsing and decoding. For a small model that is cheap to serve, those compete hard: an
+    A full batch means the process is saturated, and then the forward may share the cores with
+    HTTP parsing and decoding. For a small model that is cheap to serve those compete hard: an
     OpenMP team spanning every core stalls at each barrier while one of its threads is
     preempted (shipped model, 2 cores, 64 clients: a batch of 8 cost 2.4x its time alone). For
     a large model the serving work is negligible beside the forward and every thread pays.
-    Which holds depends on the model, the request sizes and the machine, so it is measured:
-    each option runs until it has a cost (seconds per clip, an EWMA), then full batches use the
-    cheaper one, and every ``probe_every``-th full batch re-tries the other, so the choice
-    follows the load.
+    Which holds depends on the model, the requests and the machine, so it is measured. Full
+    batches run on every thread while they cost no more than ``contention`` times
+    ``reference_s`` (seconds per clip alone, from the start-up tuning; unknown: always
+    contended). Beyond that, fewer threads are tried, then full batches use the cheaper option
+    (seconds per clip, an EWMA) and every ``probe_every``-th re-tries the other, so the choice
+    follows the load, and a model that is never slowed down never pays for a probe.
     """
 
-    def __init__(self, spare: int, probe_every: int = 16, weight: float = 0.3) -> None:
+    def __init__(
+        self,
+        spare: int,
+        *,
+        reference_s: float | None = None,
+        contention: float = 1.25,
+        probe_every: int = 16,
+        weight: float = 0.3,
+    ) -> None:
         self.spare = spare
+        self.reference_s = reference_s
+        self.contention = contention
         self.probe_every = probe_every
         self.weight = weight
         self.cost: dict[int, float | None] = {0: None, spare: None}
         self._batches = 0
 
+    def contended(self) -> bool:
+        """Do full batches on every thread cost clearly more than they do alone?"""
+        every = self.cost[0]
+        if every is None:
+            return False
+        return self.reference_s is None or every > self.contention * self.reference_s
+
     def next(self) -> int:
         """Threads to spare for the next full batch."""
-        if self.spare <= 0:
+        if self.spare <= 0 or not self.contended():
             return 0
-        for option, cost in self.cost.items():
-            if cost is None:
-                return option
+        fewer = self.cost[self.spare]
+        if fewer is None:
+            return self.spare
         self._batches += 1
         best = self.best()
         if self._batches % self.probe_every == 0:
@@ -127,9 +146,9 @@ class SpareThreadChoice:
         return min(known, key=lambda k: known[k]) if known else 0
 
     def observe(self, spared: int, seconds_per_clip: float) -> None:
-        old = self.cost.get(spared)
         if spared not in self.cost:
             return
+        old = self.cost[spared]
         self.cost[spared] = (
             seconds_per_clip if old is None else old + self.weight * (seconds_per_clip - old)
         )

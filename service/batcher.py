@@ -136,6 +136,10 @@ class DynamicBatcher:
             ),
         )
         self.config = replace(self.config, max_batch_size=cap)
+        # A full batch's cost alone: what tells contention from the model's own cost.
+        self._spare.reference_s = next(
+            (t.seconds_per_clip for t in reversed(timings) if t.size <= cap), None
+        )
         return timings
 
     async def close(self, grace_s: float | None = None) -> None:

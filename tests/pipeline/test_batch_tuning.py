@@ -131,6 +131,22 @@ def test_spare_thread_choice_follows_a_change_in_load() -> None:
     assert choice.best() == 1
 
 
+def test_spare_thread_choice_never_probes_while_full_batches_cost_what_they_cost_alone() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=2)
+    picks = []
+    for _ in range(6):
+        picks.append(choice.next())
+        choice.observe(picks[-1], 0.011)  # within 25% of the batch's cost alone
+    assert picks == [0] * 6
+
+
+def test_spare_thread_choice_tries_fewer_threads_once_full_batches_slow_down() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010)
+    choice.observe(choice.next(), 0.024)  # 2.4x its cost alone: the cores are contended
+    assert choice.contended()
+    assert choice.next() == 1
+
+
 def test_spare_thread_choice_with_nothing_to_spare_always_uses_every_thread() -> None:
     choice = SpareThreadChoice(spare=0)
     assert [choice.next() for _ in range(5)] == [0] * 5

@@ -398,6 +398,22 @@ async def test_full_batches_keep_every_thread_when_that_runs_faster() -> None:
     assert rt.threads == [2, 1, 2, 2, 2, 2, 2]
 
 
+async def test_full_batches_as_fast_as_at_start_up_never_try_fewer_threads() -> None:
+    torch = pytest.importorskip("torch")
+    device = ModelThread("test-model")
+    try:
+        device.call(torch.set_num_threads, 2)
+        rt = ThreadCountingRuntime(cost_s={2: 0.02, 1: 0.002})  # fewer would look faster
+        async with DynamicBatcher(rt, FULL, executor=device) as b:
+            await b.tune()  # full batches now cost what they cost alone: no contention
+            tuned = len(rt.threads)
+            for m in range(6):
+                await asyncio.gather(b.infer(clips(m, 1)), b.infer(clips(m, 1)))
+        assert rt.threads[tuned:] == [2] * 6
+    finally:
+        device.shutdown()
+
+
 async def test_spare_threads_zero_runs_full_batches_on_every_thread() -> None:
     rt = ThreadCountingRuntime(cost_s={2: 0.05, 1: 0.005})
     await _full_batches_then_a_lone_clip(rt, replace(FULL, saturated_spare_threads=0))

@@ -98,8 +98,8 @@ class SpareThreadChoice:
     a large model the serving work is negligible beside the forward and every thread pays.
     Which holds depends on the model, the requests and the machine, so it is measured. Full
     batches run on every thread while they cost no more than ``contention`` times
-    ``reference_s`` (seconds per clip alone, from the start-up tuning; unknown: always
-    contended). Beyond that, fewer threads are tried, then full batches use the cheaper option
+    ``reference_s`` (seconds per clip alone, from the start-up tuning; without it, always).
+    Beyond that, fewer threads are tried, then full batches use the cheaper option
     (seconds per clip, an EWMA) and every ``probe_every``-th re-tries the other, so the choice
     follows the load, and a model that is never slowed down never pays for a probe.
     """
@@ -126,7 +126,7 @@ class SpareThreadChoice:
         every = self.cost[0]
         if every is None:
             return False
-        return self.reference_s is None or every > self.contention * self.reference_s
+        return self.reference_s is not None and every > self.contention * self.reference_s
 
     def next(self) -> int:
         """Threads to spare for the next full batch."""

@@ -112,7 +112,7 @@ async def test_the_batcher_caps_its_batches_after_tuning() -> None:
 
 
 def test_spare_thread_choice_tries_both_then_keeps_the_cheaper_and_probes_the_other() -> None:
-    choice = SpareThreadChoice(spare=1, probe_every=4)
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=4)
     assert choice.next() == 0
     choice.observe(0, 0.030)
     assert choice.next() == 1
@@ -145,6 +145,12 @@ def test_spare_thread_choice_tries_fewer_threads_once_full_batches_slow_down() -
     choice.observe(choice.next(), 0.024)  # 2.4x its cost alone: the cores are contended
     assert choice.contended()
     assert choice.next() == 1
+
+
+def test_spare_thread_choice_without_a_start_up_timing_keeps_every_thread() -> None:
+    choice = SpareThreadChoice(spare=1)
+    choice.observe(choice.next(), 1.0)
+    assert [choice.next() for _ in range(4)] == [0] * 4
 
 
 def test_spare_thread_choice_with_nothing_to_spare_always_uses_every_thread() -> None:

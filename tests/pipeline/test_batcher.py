@@ -367,54 +367,59 @@ class ThreadCountingRuntime(SlowRuntime):
         return super().run(inputs)
 
 
-async def _full_batches_then_a_lone_clip(rt: ThreadCountingRuntime, cfg: BatcherConfig) -> int:
-    """Six full batches of 2, then one lone clip; returns the model thread's count after."""
+async def _full_batches_under_load(
+    rt: ThreadCountingRuntime, loaded_s: dict[int, float], cfg: BatcherConfig, tune: bool = True
+) -> tuple[list[int], int]:
+    """Start-up tuning at ``rt``'s costs, then six full batches of 2 at ``loaded_s`` and one
+    lone clip: the thread counts after start-up, and the model thread's count at the end."""
     torch = pytest.importorskip("torch")
     device = ModelThread("test-model")
     try:
         device.call(torch.set_num_threads, 2)
         async with DynamicBatcher(rt, cfg, executor=device) as b:
+            if tune:
+                await b.tune()
+            started = len(rt.threads)
+            rt.cost_s = loaded_s  # the process gets busy: HTTP parsing, decoding
             for m in range(6):
                 await asyncio.gather(b.infer(clips(m, 1)), b.infer(clips(m, 1)))
             await b.infer(clips(9, 1))
-        return int(device.call(torch.get_num_threads))
+        return rt.threads[started:], int(device.call(torch.get_num_threads))
     finally:
         device.shutdown()
 
 
 FULL = BatcherConfig(max_batch_size=2, max_queue_delay_ms=500, adaptive_delay=False)
+ALONE = {2: 0.04, 1: 0.08}  # at start-up every thread pays
 
 
-async def test_full_batches_keep_one_thread_fewer_when_that_runs_faster() -> None:
-    rt = ThreadCountingRuntime(cost_s={2: 0.05, 1: 0.005})  # a contended team
-    restored = await _full_batches_then_a_lone_clip(rt, FULL)
-    assert rt.threads == [2, 1, 1, 1, 1, 1, 2]  # both tried, then the faster; lone: every one
+async def test_full_batches_move_to_one_thread_fewer_when_load_makes_that_faster() -> None:
+    rt = ThreadCountingRuntime(ALONE)
+    threads, restored = await _full_batches_under_load(rt, {2: 0.2, 1: 0.05}, FULL)
+    assert threads == [2, 1, 1, 1, 1, 1, 2]  # both tried, then the faster; lone: every one
     assert restored == 2
 
 
-async def test_full_batches_keep_every_thread_when_that_runs_faster() -> None:
-    rt = ThreadCountingRuntime(cost_s={2: 0.005, 1: 0.05})  # a large model, little else to do
-    await _full_batches_then_a_lone_clip(rt, FULL)
-    assert rt.threads == [2, 1, 2, 2, 2, 2, 2]
+async def test_full_batches_keep_every_thread_when_that_still_runs_faster() -> None:
+    rt = ThreadCountingRuntime(ALONE)
+    threads, _ = await _full_batches_under_load(rt, {2: 0.2, 1: 0.6}, FULL)
+    assert threads == [2, 1, 2, 2, 2, 2, 2]
 
 
 async def test_full_batches_as_fast_as_at_start_up_never_try_fewer_threads() -> None:
-    torch = pytest.importorskip("torch")
-    device = ModelThread("test-model")
-    try:
-        device.call(torch.set_num_threads, 2)
-        rt = ThreadCountingRuntime(cost_s={2: 0.02, 1: 0.002})  # fewer would look faster
-        async with DynamicBatcher(rt, FULL, executor=device) as b:
-            await b.tune()  # full batches now cost what they cost alone: no contention
-            tuned = len(rt.threads)
-            for m in range(6):
-                await asyncio.gather(b.infer(clips(m, 1)), b.infer(clips(m, 1)))
-        assert rt.threads[tuned:] == [2] * 6
-    finally:
-        device.shutdown()
+    rt = ThreadCountingRuntime(ALONE)
+    threads, _ = await _full_batches_under_load(rt, ALONE, FULL)
+    assert threads == [2] * 7
+
+
+async def test_without_start_up_timings_full_batches_keep_every_thread() -> None:
+    rt = ThreadCountingRuntime(ALONE)
+    threads, _ = await _full_batches_under_load(rt, {2: 0.2, 1: 0.05}, FULL, tune=False)
+    assert threads == [2] * 7
 
 
 async def test_spare_threads_zero_runs_full_batches_on_every_thread() -> None:
-    rt = ThreadCountingRuntime(cost_s={2: 0.05, 1: 0.005})
-    await _full_batches_then_a_lone_clip(rt, replace(FULL, saturated_spare_threads=0))
-    assert rt.threads == [2] * 7
+    rt = ThreadCountingRuntime(ALONE)
+    cfg = replace(FULL, saturated_spare_threads=0)
+    threads, _ = await _full_batches_under_load(rt, {2: 0.2, 1: 0.05}, cfg)
+    assert threads == [2] * 7

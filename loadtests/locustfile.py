@@ -114,6 +114,8 @@ class ArrivalUser(HttpUser):
         # Absolute schedule: the time spent spawning never delays the next arrival.
         self.next_at += random.expovariate(share)
         gevent.sleep(max(0.0, self.next_at - time.perf_counter()))
+        if _STOPPING:  # the arrivals are counted: one sent now would be counted nowhere
+            return
         if len(self.in_flight) >= PROFILE.max_in_flight:
             _record(self.name, time.perf_counter(), ClientBacklogError("client backlog full"))
             return
@@ -212,6 +214,7 @@ class JobUser(ArrivalUser):
 
 USER_CLASSES = (UploadUser, UrlUser, JobUser)
 _ALL_USERS: list[ArrivalUser] = []
+_STOPPING = False
 
 
 @events.test_stopping.add_listener
@@ -221,6 +224,8 @@ def _count_unfinished(**_: Any) -> None:
     Called by the shape before it ends the run (so the final CSV has these rows); the
     ``test_stopping`` hook covers a run stopped otherwise (Ctrl-C, ``--run-time``).
     """
+    global _STOPPING
+    _STOPPING = True  # no arrival after this count (a draw may still be sleeping)
     if ARRIVALS_FILE:  # what was sent, to set against what was answered
         counts = {u.kind: u.sent for u in _ALL_USERS}
         Path(ARRIVALS_FILE).write_text(json.dumps(counts))

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from service.errors import AvserveError
+from service.errors import AvserveError, CapacityError
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 ItemState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -256,3 +256,24 @@ def crash_error(deliveries: int) -> dict[str, str]:
         "code": "worker_crashed",
         "message": f"no worker completed this item in {deliveries} deliveries",
     }
+
+
+# The refusals of ``JobBackend.submit``, worded alike by every backend.
+def idempotency_conflict() -> AvserveError:
+    return AvserveError(
+        "this Idempotency-Key was used with a different request body", code="idempotency_conflict"
+    )
+
+
+def queue_full(waiting: int) -> CapacityError:
+    return CapacityError(
+        f"the job queue is full ({waiting} items waiting)", code="queue_full", retry_after_s=30.0
+    )
+
+
+def quota_exceeded(owned: int, quota: int) -> CapacityError:
+    return CapacityError(
+        f"this API key already has {owned} unfinished items queued (quota {quota})",
+        code="quota_exceeded",
+        retry_after_s=30.0,
+    )

@@ -15,7 +15,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from service.errors import AvserveError, CapacityError
 from service.queue.backend import (
     TERMINAL_JOB_STATES,
     BeginOutcome,
@@ -31,6 +30,9 @@ from service.queue.backend import (
     StreamStats,
     SubmitOutcome,
     crash_error,
+    idempotency_conflict,
+    queue_full,
+    quota_exceeded,
 )
 from service.queue.config import QueueConfig
 from service.queue.memory_state import MemJob, MemPending, MemStream
@@ -119,21 +121,14 @@ class MemoryBackend:
             job_id, body_hash, expiry = self._idempotency[key]
             if expiry > now_m and self._job(job_id) is not None:
                 if body_hash != job.body_hash:
-                    raise AvserveError(
-                        "this Idempotency-Key was used with a different request body",
-                        code="idempotency_conflict",
-                    )
+                    raise idempotency_conflict()
                 return SubmitOutcome(job_id, created=False)
         backlog = sum(
             len(self._streams[s].undelivered) + len(self._streams[s].pending)
             for s in self._config.item_streams
         )
         if backlog + len(job.urls) > self._config.max_queue_length:
-            raise CapacityError(
-                f"the job queue is full ({backlog} items waiting)",
-                code="queue_full",
-                retry_after_s=30.0,
-            )
+            raise queue_full(backlog)
         owned = sum(
             j.total - j.done - j.failed - j.cancelled
             for j in self._jobs.values()
@@ -141,11 +136,7 @@ class MemoryBackend:
         )
         quota = self._config.principal_quota
         if owned + len(job.urls) > quota:
-            raise CapacityError(
-                f"this API key already has {owned} unfinished items queued (quota {quota})",
-                code="quota_exceeded",
-                retry_after_s=30.0,
-            )
+            raise quota_exceeded(owned, quota)
         state = MemJob(
             job_id=job.job_id,
             lane=job.lane,

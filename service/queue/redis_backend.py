@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from service.errors import AvserveError, CapacityError
 from service.queue import redis_scripts as lua
 from service.queue.backend import (
     BeginOutcome,
@@ -41,7 +40,9 @@ from service.queue.redis_streams import (
     guarded,
     job_record,
     make_client,
+    new_job_hash,
     stream_stats,
+    submit_refusal,
     trim_acked,
 )
 
@@ -121,22 +122,7 @@ class RedisBackend:
     # -- gateway side ------------------------------------------------------------------
     async def submit(self, job: NewJob) -> SubmitOutcome:
         c = self._config
-        fields: dict[str, str] = {
-            "id": job.job_id,
-            "status": "queued",
-            "lane": job.lane,
-            "total": str(len(job.urls)),
-            "done": "0",
-            "failed": "0",
-            "cancelled": "0",
-            "created_at": repr(job.created_at),
-            "updated_at": repr(job.created_at),
-            "options": job.options_json,
-            "owner": job.owner,
-        }
-        if job.callback_url:
-            fields["callback_url"] = job.callback_url
-        flat = [x for kv in fields.items() for x in kv]
+        flat = new_job_hash(job)
         key = job.idempotency_key
         # Keys are scoped to the owner: another principal's identical key is another key.
         scoped = f"{job.owner}\n{key or ''}"
@@ -168,24 +154,9 @@ class RedisBackend:
         ]
         code, value = await self._script("SUBMIT", keys, args)
         code = int(code)
-        if code == -1:
-            raise AvserveError(
-                "this Idempotency-Key was used with a different request body",
-                code="idempotency_conflict",
-            )
-        if code == -2:
-            raise CapacityError(
-                f"the job queue is full ({value} items waiting)",
-                code="queue_full",
-                retry_after_s=30.0,
-            )
-        if code == -3:
-            raise CapacityError(
-                f"this API key already has {value} unfinished items queued "
-                f"(quota {c.principal_quota})",
-                code="quota_exceeded",
-                retry_after_s=30.0,
-            )
+        refusal = submit_refusal(code, value, c.principal_quota)
+        if refusal is not None:
+            raise refusal
         if code == 1 and c.wait_replicas > 0:
             acked = await self._call(
                 lambda: self._r.wait(c.wait_replicas, int(c.wait_timeout_s * 1000))

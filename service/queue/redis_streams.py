@@ -16,7 +16,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.queue.backend import ANONYMOUS, BackendUnavailable, JobRecord, StreamStats
+from service.errors import AvserveError
+from service.queue.backend import (
+    ANONYMOUS,
+    BackendUnavailable,
+    JobRecord,
+    NewJob,
+    StreamStats,
+    idempotency_conflict,
+    queue_full,
+    quota_exceeded,
+)
 from service.queue.config import QueueConfig
 
 T = TypeVar("T")
@@ -135,3 +145,34 @@ def job_record(h: dict[str, str], ttl_ms: int) -> JobRecord:
         expires_in_s=ttl_ms / 1000 if ttl_ms > 0 else None,
         owner=h.get("owner") or ANONYMOUS,
     )
+
+
+def new_job_hash(job: NewJob) -> list[str]:
+    """The fields of a new job's hash (``job:<id>``), flattened as HSET arguments."""
+    fields: dict[str, str] = {
+        "id": job.job_id,
+        "status": "queued",
+        "lane": job.lane,
+        "total": str(len(job.urls)),
+        "done": "0",
+        "failed": "0",
+        "cancelled": "0",
+        "created_at": repr(job.created_at),
+        "updated_at": repr(job.created_at),
+        "options": job.options_json,
+        "owner": job.owner,
+    }
+    if job.callback_url:
+        fields["callback_url"] = job.callback_url
+    return [x for kv in fields.items() for x in kv]
+
+
+def submit_refusal(code: int, value: Any, quota: int) -> AvserveError | None:
+    """The client error of a SUBMIT script's negative reply code (None when it was taken)."""
+    if code == -1:
+        return idempotency_conflict()
+    if code == -2:
+        return queue_full(int(value))
+    if code == -3:
+        return quota_exceeded(int(value), quota)
+    return None

@@ -97,17 +97,17 @@ class ArrivalRate:
         self._weight = weight
         self._max_gap_s = max_gap_s
         self._last: float | None = None
-        self._gap_s = 0.0
-        self._seen_gap = False
+        self._gap_s: float | None = None  # None until a second request has arrived
 
     def observe(self, now: float) -> None:
         if self._last is not None:
             gap = min(max(now - self._last, 0.0), self._max_gap_s)
-            seen = self._seen_gap
-            self._gap_s = gap if not seen else self._gap_s + self._weight * (gap - self._gap_s)
-            self._seen_gap = True
+            old = self._gap_s
+            self._gap_s = gap if old is None else old + self._weight * (gap - old)
         self._last = now
 
     def due_before(self, t: float) -> bool:
         """Is the next request expected by monotonic time ``t``?"""
-        return not self._seen_gap or self._last is None or self._last + self._gap_s <= t
+        if self._last is None or self._gap_s is None:
+            return True
+        return self._last + self._gap_s <= t

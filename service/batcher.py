@@ -353,7 +353,8 @@ class DynamicBatcher:
                     self.model_name, len(items), [started - it.enqueued for it in items]
                 )
             run, spared = self.runtime.run, 0
-            if 1 < self.config.max_batch_size <= len(items):  # full: the process is saturated
+            full = 1 < self.config.max_batch_size <= len(items)  # the process is saturated
+            if full:
                 spared = self._spare.next()
                 if spared:
                     run = partial(run_with_spare_threads, spared, run)
@@ -371,7 +372,7 @@ class DynamicBatcher:
                 return
             ended = time.monotonic()
             self._exec_ewma_s = 0.8 * self._exec_ewma_s + 0.2 * (ended - started)
-            if 1 < self.config.max_batch_size <= len(items):
+            if full:
                 self._spare.observe(spared, (ended - started) / len(items))
             for it in items:
                 it.started, it.ended, it.batch_size = started, ended, len(items)

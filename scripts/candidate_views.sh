@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The avsynth 1.2.0 *candidate* (not shipped; docs/avsynth.md "The 1.2.0 candidate" says why):
-# the shipped 1.1.0 fine-tuned on the long videos as serving shows them, exactly as run.
-#   bash scripts/candidate_views.sh          (needs the data sets below; ~35 min on 2 cores)
-# Data: scripts/make_model.sh's short sets, plus long_train 240 and long_val 40 (same seeds).
+# The avsynth 1.2.0 *candidates* (docs/avsynth.md "The 1.2.0 candidates" says what became of
+# them): the shipped 1.1.0 fine-tuned on the long videos as serving shows them, exactly as run.
+#   bash scripts/candidate_views.sh                       the first candidate (views)
+#   BACKGROUND=850 RUN=views_bg OUT=docs/results/candidates/avsynth-1.2.0-bg \
+#     bash scripts/candidate_views.sh                     the second (views + background share)
+# (~35 min on 2 cores after the data; generating the data takes longer.)
+# Data: scripts/make_model.sh's short sets (short_train with BACKGROUND background clips), plus
+# long_train 240 and long_val 40 (same seeds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=${AVSERVE:-.venv/bin/avserve}
 DATA=${DATA:-data/avsynth}
 RUNS=${RUNS:-runs}
 OUT=${OUT:-docs/results/candidates/avsynth-1.2.0}
+RUN=${RUN:-views5}
+BACKGROUND=${BACKGROUND:-400}
 W=(--threads 2 --workers 2 --no-progress)
 
 gen() { "$A" data avsynth --seed 0 --workers 2 "$@"; }
-gen --split short --subset train --count 1000 --background 400 --windows 500 --out "$DATA/short_train"
+gen --split short --subset train --count 1000 --background "$BACKGROUND" --windows 500 \
+  --out "$DATA/short_train"
 gen --split short --subset val --count 200 --background 100 --windows 100 --out "$DATA/short_val"
 gen --split short --subset test --count 300 --background 100 --out "$DATA/short_test"
 gen --split long --subset train --count 240 --out "$DATA/long_train"
@@ -21,16 +28,16 @@ gen --split long --subset test --count 60 --out "$DATA/long_test"
 # one leg from the shipped 1.1.0: short clips + every long_train video's event views and
 # event-free stretches (offline/data/long_views.py), best epoch on short_val + long_val views
 "$A" train avslowfast --data "$DATA/short_train" --val-data "$DATA/short_val" \
-  --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --out "$RUNS/views5" \
+  --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --out "$RUNS/$RUN" \
   --arch avslowfast_tiny --epochs 6 --batch-size 16 --lr 0.005 --warmup-epochs 0 --crop-size 64 \
   --seed 3 --init models/zoo/avsynth --audio-dropout 0.3 --name avsynth --version 1.2.0 \
   --head avsynth "${W[@]}"
-"$A" train glance --heavy "$RUNS/views5/package" --data "$DATA/long_train" --out "$RUNS/glance5" \
+"$A" train glance --heavy "$RUNS/$RUN/package" --data "$DATA/long_train" --out "$RUNS/glance_$RUN" \
   --threads 2 --seed 0 --no-progress
-"$A" train patch --package "$RUNS/glance5/package" --data "$DATA/long_val" --rhos 0.6,0.8,1.0 \
+"$A" train patch --package "$RUNS/glance_$RUN/package" --data "$DATA/long_val" --rhos 0.6,0.8,1.0 \
   --threads 2
-"$A" train calibrate --package "$RUNS/glance5/package" --data "$DATA/short_val" --threads 2 --workers 2
-P="$RUNS/glance5/package"
+"$A" train calibrate --package "$RUNS/glance_$RUN/package" --data "$DATA/short_val" --threads 2 --workers 2
+P="$RUNS/glance_$RUN/package"
 E=(--out "$OUT" "${W[@]}")
 "$A" eval ood --data ../shared/media --package "$P" --out "$OUT" --threads 2 --no-progress
 "$A" eval short --data "$DATA/short_test" --model shipped="$P" --claim shipped "${E[@]}"

@@ -238,7 +238,7 @@ def ablation_seed(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CANDIDATE = "candidates/avsynth-1.2.0"
+CANDIDATES = ("candidates/avsynth-1.2.0", "candidates/avsynth-1.2.0-bg")  # columns, in order
 
 
 def _evals(folder: Path) -> dict[str, Any]:
@@ -254,8 +254,9 @@ EVALS = ("honesty", "long", "ood")  # what the gate table reads
 
 
 def candidate_gate(_: dict[str, Any]) -> str:
-    """Shipped vs candidate on every goal of issue 11 (the release gate), from both sets of
-    result files: docs/results/eval_*.json and docs/results/candidates/<name>/eval_*.json."""
+    """Shipped vs each candidate on every goal of issue 11 (the release gate), from the result
+    files: docs/results/eval_*.json and docs/results/candidates/<name>/eval_*.json (a candidate
+    whose files are not all there yet is left out)."""
     rows: list[tuple[str, str, Callable[[dict[str, Any]], float], Callable[[float], bool]]] = [
         ("short clips: top-1", "≥ 97%", lambda e: e["honesty"]["top1"]["top1"], lambda v: v >= 0.97),
         ("short clips: false abstention", "≤ 2%",
@@ -279,15 +280,20 @@ def candidate_gate(_: dict[str, Any]) -> str:
         ("real videos (`../shared/media`): abstained", "≥ 90%",
          lambda e: e["ood"]["abstained"]["top1"], lambda v: v >= 0.9),
     ]  # fmt: skip
-    shipped, cand = _evals(RESULTS), _evals(RESULTS / CANDIDATE)
+    folders = [
+        RESULTS / c
+        for c in CANDIDATES
+        if all((RESULTS / c / f"eval_{k}.json").is_file() for k in EVALS)
+    ]
+    columns = [_evals(RESULTS), *(_evals(f) for f in folders)]
+    names = [f"shipped {columns[0]['config']['version']}", *(f"`{f.name}`" for f in folders)]
     lines = [
-        f"| goal | target | shipped {shipped['config']['version']} | "
-        f"candidate {cand['config']['version']} |",
-        "|---|---|---|---|",
+        "| goal | target | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
     ]
     for label, target, get, ok in rows:
         cells = []
-        for e in (shipped, cand):
+        for e in columns:
             v = get(e)
             if "ECE" in label or "score" in label:
                 shown = f"{v:.4f}"
@@ -297,7 +303,24 @@ def candidate_gate(_: dict[str, Any]) -> str:
                 shown = f"{100 * v:.1f}%"
             mark = "" if target == "–" else (" ✓" if ok(v) else " ✗")
             cells.append(shown + mark)
-        lines.append(f"| {label} | {target} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def dense_coverage(r: dict[str, Any]) -> str:
+    """Best dense clip's event fill: share of generator specs, and each package's dense-30
+    outcomes per bucket on long_test (scripts/dense_coverage.py)."""
+    pk = r["packages"]
+    spec = r["specs"]
+    lines = [
+        f"| best dense clip's event fill | share of {spec['count']} long test specs | "
+        + " | ".join(f"{name}: right / videos" for name in pk)
+        + " |",
+        "|---|---|" + "---|" * len(pk),
+    ]
+    for b in r["buckets"]:
+        cells = [f"{p['by_bucket'][b]['correct']} / {p['by_bucket'][b]['n']}" for p in pk.values()]
+        lines.append(f"| {b} | {100 * r['spec_shares'][b]:.1f}% | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -323,7 +346,8 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "long": ("eval_long.json", long),
     "long_windows": ("eval_long.json", long_windows),
     "ood": ("eval_ood.json", ood),
-    "candidate_gate": (f"{CANDIDATE}/eval_long.json", candidate_gate),
+    "candidate_gate": (f"{CANDIDATES[0]}/eval_long.json", candidate_gate),
+    "dense_coverage": ("dense_coverage.json", dense_coverage),
 }
 # docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).
 # Their paths are absolute, so ``RESULTS / file`` resolves to them unchanged.

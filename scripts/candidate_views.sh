@@ -4,6 +4,11 @@
 #   bash scripts/candidate_views.sh                       the first candidate (views)
 #   BACKGROUND=850 RUN=views_bg OUT=docs/results/candidates/avsynth-1.2.0-bg \
 #     bash scripts/candidate_views.sh                     the second (views + background share)
+#   BACKGROUND=850 RUN=views_bg_more INIT=runs/views_bg/package EPOCHS=4 LR=0.0025 SEED=4 \
+#     OUT=docs/results/candidates/avsynth-1.2.0-bg-more bash scripts/candidate_views.sh
+#                                                         the third (the second, 4 epochs more)
+# INIT is the package the leg starts from: the shipped 1.1.0 for the first two (once the zoo
+# holds a later release, take 1.1.0 from git: `git show 097d2a2:models/zoo/avsynth/<file>`).
 # (~35 min on 2 cores after the data; generating the data takes longer.)
 # Data: scripts/make_model.sh's short sets (short_train with BACKGROUND background clips), plus
 # long_train 240 and long_val 40 (same seeds).
@@ -15,6 +20,10 @@ RUNS=${RUNS:-runs}
 OUT=${OUT:-docs/results/candidates/avsynth-1.2.0}
 RUN=${RUN:-views5}
 BACKGROUND=${BACKGROUND:-400}
+INIT=${INIT:-models/zoo/avsynth}
+EPOCHS=${EPOCHS:-6}
+LR=${LR:-0.005}
+SEED=${SEED:-3}
 W=(--threads 2 --workers 2 --no-progress)
 
 gen() { "$A" data avsynth --seed 0 --workers 2 "$@"; }
@@ -29,8 +38,8 @@ gen --split long --subset test --count 60 --out "$DATA/long_test"
 # event-free stretches (offline/data/long_views.py), best epoch on short_val + long_val views
 "$A" train avslowfast --data "$DATA/short_train" --val-data "$DATA/short_val" \
   --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --out "$RUNS/$RUN" \
-  --arch avslowfast_tiny --epochs 6 --batch-size 16 --lr 0.005 --warmup-epochs 0 --crop-size 64 \
-  --seed 3 --init models/zoo/avsynth --audio-dropout 0.3 --name avsynth --version 1.2.0 \
+  --arch avslowfast_tiny --epochs "$EPOCHS" --batch-size 16 --lr "$LR" --warmup-epochs 0 \
+  --crop-size 64 --seed "$SEED" --init "$INIT" --audio-dropout 0.3 --name avsynth --version 1.2.0 \
   --head avsynth "${W[@]}"
 "$A" train glance --heavy "$RUNS/$RUN/package" --data "$DATA/long_train" --out "$RUNS/glance_$RUN" \
   --threads 2 --seed 0 --no-progress

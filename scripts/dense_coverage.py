@@ -29,10 +29,15 @@ from offline.evaluation.coverage import (
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-EVALS = {  # column name -> eval_long.json
-    "shipped": RESULTS / "eval_long.json",
-    "avsynth-1.2.0": RESULTS / "candidates" / "avsynth-1.2.0" / "eval_long.json",
-    "avsynth-1.2.0-bg": RESULTS / "candidates" / "avsynth-1.2.0-bg" / "eval_long.json",
+EVALS = {  # column name -> eval_long.json (the shipped package is one of the candidates)
+    name: RESULTS / folder / name / "eval_long.json"
+    for folder, name in (
+        ("releases", "avsynth-1.1.0"),
+        ("candidates", "avsynth-1.2.0"),
+        ("candidates", "avsynth-1.2.0-bg"),
+        ("candidates", "avsynth-1.2.0-bg-more"),
+        ("candidates", "avsynth-1.2.0-scratch"),
+    )
 }
 FILE_INDEX = re.compile(r"long-test-(\d+)\.mp4$")
 

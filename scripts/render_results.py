@@ -238,7 +238,14 @@ def ablation_seed(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CANDIDATES = ("candidates/avsynth-1.2.0", "candidates/avsynth-1.2.0-bg")  # columns, in order
+# Gate columns, in order: earlier releases kept for comparison, then the candidates.
+GATE_FOLDERS = (
+    "releases/avsynth-1.1.0",
+    "candidates/avsynth-1.2.0",
+    "candidates/avsynth-1.2.0-bg",
+    "candidates/avsynth-1.2.0-bg-more",
+    "candidates/avsynth-1.2.0-scratch",
+)
 
 
 def _evals(folder: Path) -> dict[str, Any]:
@@ -282,11 +289,18 @@ def candidate_gate(_: dict[str, Any]) -> str:
     ]  # fmt: skip
     folders = [
         RESULTS / c
-        for c in CANDIDATES
+        for c in GATE_FOLDERS
         if all((RESULTS / c / f"eval_{k}.json").is_file() for k in EVALS)
     ]
-    columns = [_evals(RESULTS), *(_evals(f) for f in folders)]
-    names = [f"shipped {columns[0]['config']['version']}", *(f"`{f.name}`" for f in folders)]
+    zoo = json.loads((ROOT / "models" / "zoo" / "avsynth" / "config.json").read_text())
+    columns = [_evals(f) for f in folders]
+    names = [
+        f"`{f.name}`" + (" (shipped)" if e["config"] == zoo else "")
+        for f, e in zip(folders, columns, strict=True)
+    ]
+    if not any(e["config"] == zoo for e in columns):  # the shipped package has no folder yet
+        columns.insert(0, _evals(RESULTS))
+        names.insert(0, f"shipped {zoo['version']}")
     lines = [
         "| goal | target | " + " | ".join(names) + " |",
         "|---|---|" + "---|" * len(names),
@@ -346,7 +360,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "long": ("eval_long.json", long),
     "long_windows": ("eval_long.json", long_windows),
     "ood": ("eval_ood.json", ood),
-    "candidate_gate": (f"{CANDIDATES[0]}/eval_long.json", candidate_gate),
+    "candidate_gate": ("eval_long.json", candidate_gate),
     "dense_coverage": ("dense_coverage.json", dense_coverage),
 }
 # docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).

@@ -8,10 +8,10 @@ runs the package's served forward, then
    Guo et al.'s (2017) negative log-likelihood fit. NLL is dominated by the few confident
    mistakes of a 97%-accurate model (AVSynth's drift_slow / drift_fast confusions): it raised
    T until the correct answers were under-confident, and ECE rose (0.032 -> 0.056 on
-   ``short_val`` for avsynth 1.2.0; 0.025 -> 0.028 on ``short_test`` for 1.1.0). The ECE fit
-   targets the quantity users read: how often an answer of confidence p is right. Neither
+   ``short_val`` for the first 1.2.0 candidate; 0.025 -> 0.028 on ``short_test`` for 1.1.0).
+   The ECE fit targets the quantity users read: how often an answer of confidence p is right. Neither
    fit may go below ``min_temperature`` (1: never sharpen). Sharpening corrects in-domain
-   under-confidence (avsynth 1.2.0's ECE-best T on ``short_val`` was 0.5), but it raises the
+   under-confidence (that candidate's ECE-best T on ``short_val`` was 0.5), but it raises the
    confidence of everything, inputs far from the training data included; the cost of not
    sharpening is a few abstentions, which the threshold rule already bounds;
 2. measures the expected calibration error before and after (torchmetrics, 15 equal-width bins);

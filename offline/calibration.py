@@ -9,8 +9,8 @@ runs the package's served forward, then
    mistakes of a 97%-accurate model (AVSynth's drift_slow / drift_fast confusions): it raised
    T until the correct answers were under-confident, and ECE rose (0.032 -> 0.056 on
    ``short_val`` for the first 1.2.0 candidate; 0.025 -> 0.028 on ``short_test`` for 1.1.0).
-   The ECE fit targets the quantity users read: how often an answer of confidence p is right. Neither
-   fit may go below ``min_temperature`` (1: never sharpen). Sharpening corrects in-domain
+   The ECE fit targets the quantity users read: how often an answer of confidence p is right.
+   Neither fit may go below ``min_temperature`` (1: never sharpen). Sharpening corrects in-domain
    under-confidence (that candidate's ECE-best T on ``short_val`` was 0.5), but it raises the
    confidence of everything, inputs far from the training data included; the cost of not
    sharpening is a few abstentions, which the threshold rule already bounds;

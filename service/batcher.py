@@ -55,8 +55,7 @@ class BatcherConfig:
     max_queue_items: int = 256  # clips waiting over both lanes; beyond it callers get 429
     cross_request: bool = True  # False = batching off: a batch only holds one request's clips
     autotune: bool = True  # cap max_batch_size where bigger batches stop paying (batch_tuning)
-    # Wait for companions only while requests arrive often enough that one is due within the
-    # delay; at a trickle (one request in flight) the wait only adds latency.
+    # Wait for companions only while one is due within the delay (a trickle only adds latency).
     adaptive_delay: bool = True
     # A full batch means the process is saturated: HTTP parsing and decoding compete with the
     # forward for the cores. Full batches try this many fewer torch intra-op threads too and

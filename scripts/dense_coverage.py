@@ -70,8 +70,7 @@ def main(argv: list[str]) -> int:
         idx = [int(FILE_INDEX.search(r["file"]).group(1)) for r in rows]  # type: ignore[union-attr]
         video_fills = [best_dense_fill(timing(i, a.seed), clip_s) for i in idx]
         packages[name] = {
-            "version": ev.get("model", {}).get("version") if isinstance(ev.get("model"), dict)
-            else ev.get("model"),
+            "version": ev["model"]["version"],
             "videos": len(rows),
             "by_bucket": accuracy_by_bucket(video_fills, [bool(r["correct"]) for r in rows]),
         }  # fmt: skip

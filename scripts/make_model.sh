@@ -27,6 +27,7 @@ AUDIO_DROPOUT=${AUDIO_DROPOUT:-0.3}
 SEED=${SEED:-0}
 VERSION=${VERSION:-1.2.0}
 BACKGROUND=${BACKGROUND:-850}
+EDGE_VIEWS=${EDGE_VIEWS:-0}  # per long video: windows catching only the event's start or end
 ZOO=${ZOO:-models/zoo/avsynth}
 RESULTS=${RESULTS:-docs/results}
 
@@ -54,7 +55,7 @@ gen long train 240
 gen long val 40
 gen long test 60
 train heavy avslowfast_tiny "$EPOCHS" --lr 0.05 --audio-dropout "$AUDIO_DROPOUT" \
-  --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" \
+  --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --edge-views "$EDGE_VIEWS" \
   --name avsynth --version "$VERSION" --head avsynth
 "$A" train glance --heavy "$RUNS/heavy/package" --data "$DATA/long_train" \
   --out "$RUNS/glance" --threads "$THREADS" --seed "$SEED" --no-progress

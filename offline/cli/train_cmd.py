@@ -75,6 +75,9 @@ def avslowfast(
     val_mix: list[str] = typer.Option(
         [], help="Also validate on this AVSynth set, as SET:REGION (repeat)."
     ),
+    edge_views: int = typer.Option(
+        0, min=0, help="Per long video of a :views mix, windows catching only an event's edge."
+    ),
     cache_dir: Path | None = typer.Option(None, help="Default: <data>/.cache-<side>-<region>."),
     override: list[str] = typer.Option([], help="Model config override key=value (repeat)."),
     device: str = typer.Option("cpu"),
@@ -199,6 +202,7 @@ def _train(**a: Any) -> None:
         side=a["cache_side"],
         grid_fps=sampling.target_fps / sampling.sampling_rate,
         region=a["region"],
+        edge_views=a["edge_views"],
     )
 
     def cache_of(d: Path, region: Region | None = None) -> Any:
@@ -284,6 +288,7 @@ def _train(**a: Any) -> None:
                 "val_data": str(a["val_data"]) if a["val_data"] else None,
                 "mix": a["mix"],
                 "val_mix": a["val_mix"],
+                "edge_views": a["edge_views"],
                 "train_config": cfg.to_dict(),
                 "preprocessing": preprocessing.to_dict(),
                 "labels": names,

@@ -58,9 +58,10 @@ class CacheConfig:
     view_margin_s: float = 0.8  # ... over the event +- this (a model window stays >= 60% event)
     background_views: int = 3  # event-free stretches per video, label ``background``
     partial_views: bool = True  # + dense crops / a patch holding >= half the event box
+    edge_views: int = 0  # + windows that catch only the event's start or end (fill ~0.2-0.6)
 
 
-VIEW_FIELDS = ("view_sides", "view_margin_s", "background_views", "partial_views")
+VIEW_FIELDS = ("view_sides", "view_margin_s", "background_views", "partial_views", "edge_views")
 
 
 @dataclass(frozen=True)

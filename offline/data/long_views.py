@@ -12,6 +12,10 @@ each long video of a generated set gives (``CacheConfig(region="views")``):
 * with ``partial_views``, also the views that hold only part of the event box, as serving
   meets them: each of the three dense crops (short-side squares, left / centre / right) and
   one glance-sized patch at random, wherever they hold at least half of the box;
+* ``edge_views`` windows that catch only the start or the end of the event (alternately), as a
+  dense clip often does on a long video: the event fills ``EDGE_FILL`` of the window (+-
+  ``EDGE_SLACK_S`` of sampling play), seen through a square holding the whole box; labelled
+  with the class, so that a view showing part of an event is not read as background;
 * ``background_views`` stretches (a model window + 1 s) that do not touch the event, through a
   square of a random listed side at a random place; labelled ``background``: clutter,
   distractors and loud non-class sounds, exactly as the long videos have them.
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 
 MODEL_WINDOW_S = 32 * 2 / 30  # the heavy model's clip: 32 frames, stride 2 at 30 fps
 BACKGROUND_SLACK_S = 1.0  # a background stretch is this much longer than a model window
+EDGE_FILL = (0.25, 0.55)  # share of an edge view's window the event covers (drawn uniformly)
+EDGE_SLACK_S = 0.2  # an edge stretch is this much longer than a window (fill moves ~+-0.1)
 
 Item = tuple[dict[str, Any], tuple[float, float], tuple[int, int, int, int], int]
 
@@ -92,6 +98,18 @@ def _partial_squares(
     return out
 
 
+def _edge_stretch(
+    duration: float, event: tuple[float, float], end: bool, rng: np.random.Generator
+) -> tuple[float, float]:
+    """A window-long stretch (+ slack) that holds the event's start (or ``end``) only."""
+    fill = float(rng.uniform(*EDGE_FILL)) * MODEL_WINDOW_S
+    length = MODEL_WINDOW_S + EDGE_SLACK_S
+    half = EDGE_SLACK_S / 2  # the sampler's middle window then has exactly ``fill``
+    start = event[1] - fill - half if end else event[0] + fill - MODEL_WINDOW_S - half
+    start = min(max(0.0, start), max(0.0, duration - length))
+    return (start, min(duration, start + length))
+
+
 def view_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
     """(record, (t0, t1), square box, label) of each item one long-video record gives."""
     width, height, duration = int(rec["width"]), int(rec["height"]), float(rec["duration_s"])
@@ -111,6 +129,11 @@ def view_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
             (rec, (t0, t1), sq, int(rec["label"]))
             for sq in _partial_squares((bx, by, bw, bh), sides, width, height, rng)
         ]
+    for k in range(cfg.edge_views):
+        side = sides[int(rng.integers(len(sides)))]
+        stretch = _edge_stretch(duration, event, k % 2 == 1, rng)
+        items.append((rec, stretch, _holding((bx, by, bw, bh), side, width, height, rng),
+                      int(rec["label"])))  # fmt: skip
     length = MODEL_WINDOW_S + BACKGROUND_SLACK_S
     for _ in range(cfg.background_views):
         start = _free_start(duration, event, length, rng)

@@ -55,6 +55,29 @@ def test_partial_views_are_the_dense_crops_and_a_patch_that_hold_half_the_event_
     assert 0.5 * 90 * 90 <= inside < 90 * 90
 
 
+def test_edge_views_catch_only_the_start_or_the_end_of_the_event() -> None:
+    cfg = CacheConfig(region="views", partial_views=False, background_views=0, edge_views=40)
+    items = view_items(RECORD, cfg)[2:]  # after the two whole-event views
+    assert len(items) == 40 and {label for *_, label in items} == {3}
+    ends = []
+    for _, (t0, t1), box, _ in items:
+        assert t1 - t0 == pytest.approx(MODEL_WINDOW_S + 0.2)
+        assert _inside((200, 60, 90, 90), box) and _inside(box, (0, 0, 320, 180))
+        for start in (t0, t1 - MODEL_WINDOW_S):  # any window the sampler can take
+            overlap = min(22.0, start + MODEL_WINDOW_S) - max(20.0, start)
+            assert 0.15 <= overlap / MODEL_WINDOW_S <= 0.65
+        assert (t0 < 20.0 < t1) != (t0 < 22.0 < t1)  # it crosses exactly one edge
+        ends.append(t1 > 22.0)
+    assert ends == [k % 2 == 1 for k in range(40)]  # starts and ends alternately
+
+
+def test_edge_views_stay_in_a_video_whose_event_is_near_its_start() -> None:
+    rec = {**RECORD, "event_start_s": 0.3, "event_end_s": 2.3}
+    cfg = CacheConfig(region="views", partial_views=False, background_views=0, edge_views=4)
+    for _, (t0, t1), _, _ in view_items(rec, cfg)[2:]:
+        assert t0 >= 0.0 and t1 <= 40.0
+
+
 def test_background_views_never_touch_the_event_and_stay_in_the_frame() -> None:
     cfg = CacheConfig(region="views", background_views=50)
     items = view_items(RECORD, cfg)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The avsynth 1.2.0 *candidates* (docs/avsynth.md "The 1.2.0 candidates" says what became of
-# them): the shipped 1.1.0 fine-tuned on the long videos as serving shows them, exactly as run.
+# The avsynth 1.2.0 and 1.3.0 *candidates* (docs/avsynth.md "The candidates and the release
+# gate" says what became of them): the shipped 1.1.0 (1.3.0: 1.2.0) fine-tuned on the long
+# videos as serving shows them, exactly as run.
 #   bash scripts/candidate_views.sh                       the first candidate (views)
 #   BACKGROUND=850 RUN=views_bg OUT=docs/results/candidates/avsynth-1.2.0-bg \
 #     bash scripts/candidate_views.sh                     the second (views + background share)
 #   BACKGROUND=850 RUN=views_bg_more INIT=runs/views_bg/package EPOCHS=4 LR=0.0025 SEED=4 \
 #     OUT=docs/results/candidates/avsynth-1.2.0-bg-more bash scripts/candidate_views.sh
 #                                                         the third (the second, 4 epochs more)
+#   BACKGROUND=850 RUN=views_edge EDGE_VIEWS=2 VERSION=1.3.0 \
+#     OUT=docs/results/candidates/avsynth-1.3.0-edge bash scripts/candidate_views.sh
+#                                                         1.3.0-edge: the shipped 1.2.0 + edge views
 # INIT is the package the leg starts from: the shipped 1.1.0 for the first two (once the zoo
 # holds a later release, take 1.1.0 from git: `git show 097d2a2:models/zoo/avsynth/<file>`).
 # (~35 min on 2 cores after the data; generating the data takes longer.)
@@ -24,6 +28,8 @@ INIT=${INIT:-models/zoo/avsynth}
 EPOCHS=${EPOCHS:-6}
 LR=${LR:-0.005}
 SEED=${SEED:-3}
+EDGE_VIEWS=${EDGE_VIEWS:-0}
+VERSION=${VERSION:-1.2.0}
 W=(--threads 2 --workers 2 --no-progress)
 
 gen() { "$A" data avsynth --seed 0 --workers 2 "$@"; }
@@ -38,9 +44,9 @@ gen --split long --subset test --count 60 --out "$DATA/long_test"
 # event-free stretches (offline/data/long_views.py), best epoch on short_val + long_val views
 "$A" train avslowfast --data "$DATA/short_train" --val-data "$DATA/short_val" \
   --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --out "$RUNS/$RUN" \
-  --arch avslowfast_tiny --epochs "$EPOCHS" --batch-size 16 --lr "$LR" --warmup-epochs 0 \
-  --crop-size 64 --seed "$SEED" --init "$INIT" --audio-dropout 0.3 --name avsynth --version 1.2.0 \
-  --head avsynth "${W[@]}"
+  --edge-views "$EDGE_VIEWS" --arch avslowfast_tiny --epochs "$EPOCHS" --batch-size 16 \
+  --lr "$LR" --warmup-epochs 0 --crop-size 64 --seed "$SEED" --init "$INIT" --audio-dropout 0.3 \
+  --name avsynth --version "$VERSION" --head avsynth "${W[@]}"
 "$A" train glance --heavy "$RUNS/$RUN/package" --data "$DATA/long_train" --out "$RUNS/glance_$RUN" \
   --threads 2 --seed 0 --no-progress
 "$A" train patch --package "$RUNS/glance_$RUN/package" --data "$DATA/long_val" --rhos 0.6,0.8,1.0 \

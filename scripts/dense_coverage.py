@@ -37,6 +37,8 @@ EVALS = {  # column name -> eval_long.json (the shipped package is one of the ca
         ("candidates", "avsynth-1.2.0-bg"),
         ("candidates", "avsynth-1.2.0-bg-more"),
         ("candidates", "avsynth-1.2.0-scratch"),
+        ("candidates", "avsynth-1.3.0-edge-scratch"),
+        ("candidates", "avsynth-1.3.0-edge"),
     )
 }
 FILE_INDEX = re.compile(r"long-test-(\d+)\.mp4$")

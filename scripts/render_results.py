@@ -245,6 +245,8 @@ GATE_FOLDERS = (
     "candidates/avsynth-1.2.0-bg",
     "candidates/avsynth-1.2.0-bg-more",
     "candidates/avsynth-1.2.0-scratch",
+    "candidates/avsynth-1.3.0-edge-scratch",
+    "candidates/avsynth-1.3.0-edge",
 )
 
 

@@ -25,22 +25,11 @@ from offline.evaluation.coverage import (
     accuracy_by_bucket,
     best_dense_fill,
     bucket_shares,
+    package_result_folders,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
-EVALS = {  # column name -> eval_long.json (the shipped package is one of the candidates)
-    name: RESULTS / folder / name / "eval_long.json"
-    for folder, name in (
-        ("releases", "avsynth-1.1.0"),
-        ("candidates", "avsynth-1.2.0"),
-        ("candidates", "avsynth-1.2.0-bg"),
-        ("candidates", "avsynth-1.2.0-bg-more"),
-        ("candidates", "avsynth-1.2.0-scratch"),
-        ("candidates", "avsynth-1.3.0-edge-scratch"),
-        ("candidates", "avsynth-1.3.0-edge"),
-    )
-}
 FILE_INDEX = re.compile(r"long-test-(\d+)\.mp4$")
 
 
@@ -64,7 +53,8 @@ def main(argv: list[str]) -> int:
     clip_s = clip_seconds()
     fills = [best_dense_fill(timing(i, a.seed), clip_s) for i in range(a.specs)]
     packages = {}
-    for name, path in EVALS.items():
+    for folder in package_result_folders(RESULTS):
+        name, path = folder.name, folder / "eval_long.json"
         if not path.is_file():
             continue
         ev = json.loads(path.read_text())

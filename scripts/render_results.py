@@ -29,6 +29,7 @@ DOCS = [
 ]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages are importable
 from benchmarks.tables import BENCH_TABLES  # noqa: E402 (after the path set-up)
+from offline.evaluation.coverage import package_result_folders  # noqa: E402
 
 
 def _pct(x: float | None) -> str:
@@ -238,18 +239,6 @@ def ablation_seed(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# Gate columns, in order: earlier releases kept for comparison, then the candidates.
-GATE_FOLDERS = (
-    "releases/avsynth-1.1.0",
-    "candidates/avsynth-1.2.0",
-    "candidates/avsynth-1.2.0-bg",
-    "candidates/avsynth-1.2.0-bg-more",
-    "candidates/avsynth-1.2.0-scratch",
-    "candidates/avsynth-1.3.0-edge-scratch",
-    "candidates/avsynth-1.3.0-edge",
-)
-
-
 def _evals(folder: Path) -> dict[str, Any]:
     out = {k: json.loads((folder / f"eval_{k}.json").read_text()) for k in EVALS}
     cfg_file = folder / "package_config.json"
@@ -290,9 +279,9 @@ def candidate_gate(_: dict[str, Any]) -> str:
          lambda e: e["ood"]["abstained"]["top1"], lambda v: v >= 0.9),
     ]  # fmt: skip
     folders = [
-        RESULTS / c
-        for c in GATE_FOLDERS
-        if all((RESULTS / c / f"eval_{k}.json").is_file() for k in EVALS)
+        f
+        for f in package_result_folders(RESULTS)
+        if all((f / f"eval_{k}.json").is_file() for k in EVALS)
     ]
     zoo = json.loads((ROOT / "models" / "zoo" / "avsynth" / "config.json").read_text())
     columns = [_evals(f) for f in folders]

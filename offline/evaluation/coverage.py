@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 # Fill buckets of a video's best dense clip: (name, low inclusive, high exclusive).
 BEST_FILL_BUCKETS: tuple[tuple[str, float, float], ...] = (
@@ -69,3 +70,12 @@ def accuracy_by_bucket(
         cell["n"] += 1
         cell["correct"] += int(ok)
     return out
+
+
+def package_result_folders(results: Path) -> list[Path]:
+    """Result folders of measured packages under ``results``: releases, then candidates, by name.
+
+    The release gate and the dense-coverage table both list every folder found, so a new
+    candidate joins them by having its result files written there.
+    """
+    return [f for group in ("releases", "candidates") for f in sorted((results / group).glob("*/"))]

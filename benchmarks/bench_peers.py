@@ -43,7 +43,7 @@ THREADS = {"n": 0}  # torch intra-op threads of both servers (0: torch's default
 # or two requests (10 requests per concurrent client), few where one forward takes seconds.
 PLANS: dict[str, dict[str, Any]] = {
     "shipped": {"requests": {1: 96, 16: 640, 64: 1280}, "rounds": 3},
-    "avslowfast_r50_4x16": {"requests": {1: 3, 16: 16, 64: 64}, "rounds": 1},
+    "avslowfast_r50_4x16": {"requests": {1: 8, 16: 16, 64: 64}, "rounds": 1},
 }
 
 
@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     import litserve
     import torch
 
+    from service.settings import Settings
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="*", default=list(PLANS), choices=list(PLANS))
     p.add_argument("--quick", action="store_true", help="few requests, one round (smoke test)")
@@ -244,7 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     result = {
         "benchmark": "peers_serving",
         "what": "pre-decoded clips as JSON over loopback HTTP, closed loop; avserve runtime + "
-        "DynamicBatcher vs the same runtime behind LitServe; max batch 8, 5 ms; best round",
+        "DynamicBatcher vs the same runtime behind LitServe; max batch 8, 5 ms; best round; "
+        "each server started as its users start it (avserve: malloc tuning of `avserve serve`, "
+        "LitServe: glibc's defaults)",
+        "avserve_malloc_trim_threshold_mb": Settings().malloc_trim_threshold_mb,
         # The servers' torch threads (this client process's own do not matter).
         "machine": info
         | {

@@ -21,6 +21,7 @@ BENCHMARKS = (
     "avsynth",  # dataset generation speed
     "first_request",  # first request after start-up vs later ones, warm-up on/off
     "model_thread",  # batch-1 forward: one torch thread per process vs several
+    "malloc",  # page faults per forward: glibc malloc defaults vs service.malloc_tuning
     "startup",  # `avserve classify` one file, gateway start to ready
     "long_video",  # 1-10 min 1080p through the gateway: peak RSS, decode time vs duration
     "scaling",  # autoscaling signals and HPA/KEDA replicas under a load ramp (gateway+worker)

@@ -10,25 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.peer_tables import peers_pytorchvideo, peers_serving
+from benchmarks.table_common import machine_line, or_dash
 
-def machine_line(r: dict[str, Any], threads: bool = True) -> str:
-    m = r.get("machine", {})
-    load = m.get("loadavg_at_start")
-    parts = [
-        f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores",
-        f"Python {m.get('python', '?')}, torch {m.get('torch', '?')}",
-    ]
-    if threads and m.get("torch_threads") is not None:
-        parts.append(f"torch threads: {m['torch_threads']}")
-    if load:
-        end = m.get("loadavg_at_end")
-        span = f"{load[0]:.1f}" + (f" → {end[0]:.1f}" if end else "")
-        parts.append(f"load average {span} (shared machine)")
-    return "*Measured on: " + "; ".join(parts) + ".*\n\n"
-
-
-def _f(x: float | None, digits: int = 2) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
+__all__ = ["BENCH_TABLES", "machine_line"]
 
 
 def models(r: dict[str, Any]) -> str:
@@ -38,8 +23,8 @@ def models(r: dict[str, Any]) -> str:
     ]
     for c in r["configs"]:
         lines.append(
-            f"| `{c['arch']}` | {c['params_inference'] / 1e6:.2f}M | {_f(c['gmacs_224'])} | "
-            f"{_f(c['gmacs_256'])} |"
+            f"| `{c['arch']}` | {c['params_inference'] / 1e6:.2f}M | {or_dash(c['gmacs_224'])} | "
+            f"{or_dash(c['gmacs_256'])} |"
         )
     lines += ["", "| CPU eager forward, batch 1 | ms |", "|---|---|"]
     lines += [f"| `{k}` | {v * 1000:.0f} |" for k, v in r["cpu_latency_b1_s"].items()]
@@ -117,68 +102,6 @@ def first_request(r: dict[str, Any]) -> str:
     return machine_line(r) + "\n".join(lines)
 
 
-def peers_serving(r: dict[str, Any]) -> str:
-    rows = {(x["model"], x["server"], x["concurrency"]): x for x in r["rows"]}
-    lines = [
-        f"{r['what']}; LitServe {r['machine'].get('litserve', '?')}.\n",
-        "| model | conc. | avserve req/s | LitServe req/s | avserve / LitServe | p50 ms avserve / "
-        "LitServe | p99 ms avserve / LitServe | mean batch avserve / LitServe | model busy "
-        "avserve / LitServe |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def busy(x: dict[str, Any]) -> str:
-        return f"{x['model_busy']:.0%}" if "model_busy" in x else "–"
-
-    for q in r["ratios"]:
-        a = rows[(q["model"], "avserve", q["concurrency"])]
-        b = rows[(q["model"], "litserve", q["concurrency"])]
-        lines.append(
-            f"| {q['model']} | {q['concurrency']} | {a['throughput_rps']:.2f} | "
-            f"{b['throughput_rps']:.2f} | **{q['throughput_ratio']:.2f}×** | "
-            f"{a['p50_ms']:.0f} / {b['p50_ms']:.0f} | {a['p99_ms']:.0f} / {b['p99_ms']:.0f} | "
-            f"{a['mean_batch']:.1f} / {b['mean_batch']:.1f} | {busy(a)} / {busy(b)} |"
-        )
-    if r.get("quick"):
-        lines.append("\n*A `--quick` harness check (few requests, one round), not a measurement.*")
-    goal = "met" if r["goal_avserve_ge_litserve"] else "not met"
-    lines.append(f"\nGoal avserve ≥ 1.0× LitServe's throughput at every concurrency: **{goal}**.")
-    if "goal_latency_no_worse" in r:
-        worse = [
-            f"{q['concurrency']} ({name} {q[name + '_ratio']:.2f}×)"
-            for q in r["ratios"]
-            for name in ("p50", "p99")
-            if q[name + "_ratio"] > 1.0
-        ]
-        goal = "met" if r["goal_latency_no_worse"] else "not met: " + ", ".join(worse)
-        lines.append(f"p50 and p99 no worse than LitServe's at every concurrency: **{goal}**.")
-    return machine_line(r) + "\n".join(lines)
-
-
-def peers_pytorchvideo(r: dict[str, Any]) -> str:
-    lines = [
-        f"{r['what']}; PyTorchVideo {r['machine'].get('pytorchvideo', '?')}.\n",
-        "| model | video | avserve glance s (K) | PyTorchVideo dense s (views) | of which model s "
-        "| glance × faster |",
-        "|---|---|---|---|---|---|",
-    ]
-    for label, s in r["models"].items():
-        for x in s["rows"]:
-            g, d = x["avserve_glance"], x["pytorchvideo_dense"]
-            lines.append(
-                f"| {label} | `{x['video']}` | {g['wall_s']:.2f} ({g['k']}) | "
-                f"{d['wall_s']:.2f} ({d['views']}) | {d['model_s']:.2f} | {x['speedup']:.1f} |"
-            )
-    lines.append("")
-    for label, s in r["models"].items():
-        goal = "met" if s["goal_5x_met"] else "not met"
-        lines.append(
-            f"- {label}: median {s['median_speedup']:.1f}×, lowest {s['min_speedup']:.1f}× "
-            f"(goal ≥ 5× on every video: **{goal}**)"
-        )
-    return machine_line(r) + "\n".join(lines)
-
-
 def loadtest(r: dict[str, Any]) -> str:
     p = r["profile_settings"]
     stages = ", ".join(f"{s['duration_s']:.0f} s at {s['rate_rps']:.2f}/s" for s in p["stages"])
@@ -197,8 +120,8 @@ def loadtest(r: dict[str, Any]) -> str:
     ]
     for name, x in r["rows"].items():
         lines.append(
-            f"| {name} | {x['requests']} | {x['failures']} | {_f(x['p50_ms'], 0)} | "
-            f"{_f(x['p95_ms'], 0)} | {_f(x['p99_ms'], 0)} |"
+            f"| {name} | {x['requests']} | {x['failures']} | {or_dash(x['p50_ms'], 0)} | "
+            f"{or_dash(x['p95_ms'], 0)} | {or_dash(x['p99_ms'], 0)} |"
         )
     lines += ["", "| SLO | value | limit | met |", "|---|---|---|---|"]
     for c in r["checks"]:
@@ -221,6 +144,21 @@ def model_thread(r: dict[str, Any]) -> str:
         lines.append(
             f"| {kind} | {x['reference_ms']:.1f} | {x['legacy_ms']:.1f} | {x['served_ms']:.1f} | "
             f"{x['served_vs_reference']:.2f} |"
+        )
+    return machine_line(r) + "\n".join(lines)
+
+
+def malloc_faults(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['what']}.\n",
+        "| model | batch | glibc defaults ms | tuned ms | tuned / defaults | "
+        "page faults per forward, defaults | tuned |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for x in r["summary"]:
+        lines.append(
+            f"| {x['model']} | {x['batch']} | {x['defaults_ms']:.1f} | {x['tuned_ms']:.1f} | "
+            f"{x['tuned_vs_defaults']:.2f} | {x['defaults_faults']:.0f} | {x['tuned_faults']:.0f} |"
         )
     return machine_line(r) + "\n".join(lines)
 
@@ -366,6 +304,7 @@ BENCH_TABLES = {
     "bench_peers_pytorchvideo": ("bench-results/peers_pytorchvideo.json", peers_pytorchvideo),
     "loadtest": ("docs/loadtest/summary.json", loadtest),
     "bench_model_thread": ("bench-results/model_thread.json", model_thread),
+    "bench_malloc": ("bench-results/malloc_faults.json", malloc_faults),
     "bench_media": ("bench-results/media.json", media),
     "bench_long_video": ("bench-results/long_video.json", long_video),
     "bench_scaling": ("bench-results/scaling.json", scaling),

@@ -104,6 +104,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Intra-op threads for torch/ONNX Runtime (0 = library default).",
     )
+    malloc_trim_threshold_mb: int = Field(
+        default=256,
+        ge=0,
+        le=2047,  # mallopt takes a C int of bytes
+        description="glibc malloc: free memory kept per heap before it goes back to the kernel "
+        "(MB), with the mmap threshold at its 32 MB maximum and a 64 MB top pad, so a large "
+        "model's activations are not page-faulted in again on every forward "
+        "(`service.malloc_tuning`); 0 = glibc's defaults.",
+    )
     export_cache_dir: Path | None = Field(
         default=None,
         description="Where a missing `model.ts`/`model.onnx` is exported on first use "

@@ -6,8 +6,9 @@ logits, like the LitServe app. The model runs through ``service.runtimes.build_r
 knobs set to LitServe's (max batch 8, 5 ms) and the start-up batch-size tuning the gateway
 runs (``DynamicBatcher.tune``, which may cap the batches below 8); the media and HTTP layers of
 the gateway are not involved because LitServe has none. It starts as ``avserve serve`` does:
-the heap frozen once ready (``service.heap``), the batcher's defaults (``BatcherConfig``:
-arrival-rate-aware delay, full batches on one thread fewer).
+glibc's malloc told to keep freed activations (``service.malloc_tuning``), the heap frozen
+once ready (``service.heap``), the batcher's defaults (``BatcherConfig``: arrival-rate-aware
+delay, full batches on one thread fewer).
 
     python -m benchmarks.peers.avserve_app --package DIR --port 8101
 """
@@ -93,8 +94,13 @@ def main() -> None:
     p.add_argument("--max-batch", type=int, default=8)
     p.add_argument("--timeout", type=float, default=0.005, help="batch timeout (s)")
     args = p.parse_args()
-    # As `avserve serve` starts (service.heap): no cyclic collections while torch and the model
-    # load, the heap frozen once ready, so later collections never walk torch's objects.
+    from service.malloc_tuning import retain_freed_memory
+    from service.settings import Settings
+
+    # As `avserve serve` starts: glibc keeps freed activations (service.malloc_tuning, the
+    # service's default threshold) before torch allocates; no cyclic collections while torch
+    # and the model load, the heap frozen once ready (service.heap).
+    retain_freed_memory(Settings().malloc_trim_threshold_mb)
     with ExitStack() as starting:
         starting.enter_context(startup_heap())
         app = build_app(args.package, args.max_batch, args.timeout, on_ready=starting.close)

@@ -167,6 +167,9 @@ def register(app: typer.Typer) -> None:
             writer = OrderedJsonWriter(files) if chosen == "json" else None
             try:
                 settings = load_settings(model_dir=model_dir, runtime=runtime, device=device)
+                from service.malloc_tuning import retain_freed_memory
+
+                retain_freed_memory(settings.malloc_trim_threshold_mb)  # before torch allocates
                 results = asyncio.run(
                     _classify_all(
                         files, options, settings, concurrency, writer, on_started=starting.close

@@ -72,6 +72,9 @@ def serve(
             typer.echo(f"avserve: {e}", err=True)
             raise typer.Exit(EXIT_CONFIG) from None
 
+        from service.malloc_tuning import retain_freed_memory
+
+        retain_freed_memory(settings.malloc_trim_threshold_mb)  # before torch allocates
         from service.api import create_app
         from service.api.logs import configure_logging
         from service.api.server import run_server

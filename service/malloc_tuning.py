@@ -6,9 +6,9 @@ thread's secondary heap (64 MB each) is unmapped whole when its last block is fr
 thresholds adapt upwards only to the largest block freed so far (at most 32 MB and twice
 that), so a forward whose activations total hundreds of MB hands many of them back to the
 kernel at the end of every call and page-faults them in again (zeroed) in the next one.
-Measured on `avslowfast_r50_4x16` on the model thread of a 2-core machine: 15-45 thousand page
-faults per batch-1 forward and over 100 thousand per batch of 2 with the defaults, almost none
-with the three settings below (``benchmarks/bench_malloc.py`` writes
+Measured on `avslowfast_r50_4x16` on the model thread of 2-core machines, with the defaults:
+up to 45 thousand page faults per batch-1 forward (from a handful to that, process by process)
+and 40-160 thousand per batch of 2; almost none with the three settings below (``benchmarks/bench_malloc.py`` writes
 ``bench-results/malloc_faults.json``). The shipped AVSynth model's activations are small
 enough for the defaults to settle.
 

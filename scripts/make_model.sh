@@ -28,6 +28,7 @@ SEED=${SEED:-0}
 VERSION=${VERSION:-1.2.0}
 BACKGROUND=${BACKGROUND:-850}
 EDGE_VIEWS=${EDGE_VIEWS:-0}  # per long video: windows catching only the event's start or end
+EDGE_FROM=${EDGE_FROM:-0}    # ... joining training at this epoch (0: from the first)
 ZOO=${ZOO:-models/zoo/avsynth}
 RESULTS=${RESULTS:-docs/results}
 
@@ -56,7 +57,7 @@ gen long val 40
 gen long test 60
 train heavy avslowfast_tiny "$EPOCHS" --lr 0.05 --audio-dropout "$AUDIO_DROPOUT" \
   --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --edge-views "$EDGE_VIEWS" \
-  --name avsynth --version "$VERSION" --head avsynth
+  --edge-from-epoch "$EDGE_FROM" --name avsynth --version "$VERSION" --head avsynth
 "$A" train glance --heavy "$RUNS/heavy/package" --data "$DATA/long_train" \
   --out "$RUNS/glance" --threads "$THREADS" --seed "$SEED" --no-progress
 "$A" train patch --package "$RUNS/glance/package" --data "$DATA/long_val" --rhos 0.6,0.8,1.0 \

@@ -78,6 +78,9 @@ def avslowfast(
     edge_views: int = typer.Option(
         0, min=0, help="Per long video of a :views mix, windows catching only an event's edge."
     ),
+    edge_from_epoch: int = typer.Option(
+        0, min=0, help="Curriculum: edge windows join training at this epoch (0: from the start)."
+    ),
     cache_dir: Path | None = typer.Option(None, help="Default: <data>/.cache-<side>-<region>."),
     override: list[str] = typer.Option([], help="Model config override key=value (repeat)."),
     device: str = typer.Option("cpu"),
@@ -144,6 +147,8 @@ def _train(**a: Any) -> None:
         torch.set_num_threads(a["threads"])
     if a["region"] not in ("center", "event"):
         raise ValueError("region must be center or event")
+    if a["edge_from_epoch"] >= a["epochs"]:
+        raise ValueError("--edge-from-epoch must be below --epochs")
     mixes = {k: [_mix_spec(m) for m in a[k]] for k in ("mix", "val_mix")}
     torch.manual_seed(a["seed"])
     data: Path = a["data"]
@@ -205,8 +210,12 @@ def _train(**a: Any) -> None:
         edge_views=a["edge_views"],
     )
 
-    def cache_of(d: Path, region: Region | None = None) -> Any:
-        cfg = replace(cache_cfg, region=region) if region else cache_cfg
+    def cache_of(d: Path, region: Region | None = None, edge_views: int | None = None) -> Any:
+        cfg = replace(
+            cache_cfg,
+            region=region or cache_cfg.region,
+            edge_views=cache_cfg.edge_views if edge_views is None else edge_views,
+        )
         where = (
             a["cache_dir"]
             if d == data and a["cache_dir"]
@@ -215,12 +224,21 @@ def _train(**a: Any) -> None:
         console.print(f"decoding {d} into {where} (once)")
         return build_cache(d, where, cfg, workers=a["workers"])
 
-    def mixed(first: Any, extra: list[tuple[Path, Region]]) -> Any:
-        caches = [first] + [cache_of(d, region) for d, region in extra]
-        return CacheUnion(caches) if len(caches) > 1 else first
+    def mixed(first: Any, extra: list[tuple[Path, Region]], edges_join: int = 0) -> Any:
+        """``first`` + the mixes; with ``edges_join``, each :views mix's edge windows are a
+        cache of their own that joins at that epoch (the rest of the views train throughout)."""
+        caches, joins = [first], [0]
+        for d, region in extra:
+            if region == "views" and edges_join and a["edge_views"]:
+                caches += [cache_of(d, region, edge_views=0), cache_of(d, "edges")]
+                joins += [0, edges_join]
+            else:
+                caches.append(cache_of(d, region))
+                joins.append(0)
+        return CacheUnion(caches, joins) if len(caches) > 1 else first
 
     if sources is None:
-        train_cache = mixed(cache_of(data), mixes["mix"])
+        train_cache = mixed(cache_of(data), mixes["mix"], a["edge_from_epoch"])
         val_cache = None
         if a["val_data"] is not None:
             val_cache = mixed(cache_of(a["val_data"]), mixes["val_mix"])
@@ -289,6 +307,7 @@ def _train(**a: Any) -> None:
                 "mix": a["mix"],
                 "val_mix": a["val_mix"],
                 "edge_views": a["edge_views"],
+                "edge_from_epoch": a["edge_from_epoch"],
                 "train_config": cfg.to_dict(),
                 "preprocessing": preprocessing.to_dict(),
                 "labels": names,

@@ -12,6 +12,8 @@ and a 16 kHz mono waveform (mean of the channels, as the official recipe). Which
   video to the heavy model (``offline.data.long_views``): the event seen through a glance
   patch and through a dense view, each labelled with the class, and stretches without the
   event labelled ``background``.
+* ``region="edges"`` (long split): only the ``edge_views`` items of ``"views"`` (windows that
+  catch an event's start or end), so they can join training later than the rest.
 
 Decoding goes through ``service.media`` (``probe`` + ``read_clips``: nearest decoded frame per
 grid instant, the box cut and resized there, 16 kHz mono audio), the same code serving uses.
@@ -42,7 +44,7 @@ from offline.data.avsynth.generate import read_manifest
 from service.errors import AvserveError
 from service.media import ClipSpec, ClipWindow, CropBox, MediaPolicy, probe, read_clips
 
-Region = Literal["center", "event", "views"]
+Region = Literal["center", "event", "views", "edges"]
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,18 @@ class CacheUnion:
 
     The first cache names the classes and the flip map; every cache must share its frame grid,
     square side and audio rate, and labels are indices into the first cache's classes.
+    ``join_epochs`` (one per cache; the first is 0) lets a cache join training at a later epoch
+    (a curriculum); ``ClipBatches`` reads ``active(epoch)``.
     """
 
-    def __init__(self, caches: Sequence[ClipSource]) -> None:
+    def __init__(
+        self, caches: Sequence[ClipSource], join_epochs: Sequence[int] | None = None
+    ) -> None:
         if not caches:
             raise ValueError("a cache union needs at least one cache")
+        joins = list(join_epochs) if join_epochs is not None else [0] * len(caches)
+        if len(joins) != len(caches) or min(joins) < 0 or joins[0] != 0:
+            raise ValueError("join_epochs: one epoch >= 0 per cache, and the first cache at 0")
         first = caches[0].config
         for c in caches[1:]:
             cfg = c.config
@@ -218,6 +227,11 @@ class CacheUnion:
             [np.full(len(c), k, dtype=np.int64) for k, c in enumerate(caches)]
         )
         self._local = np.concatenate([np.arange(len(c), dtype=np.int64) for c in caches])
+        self._joins = np.asarray(joins, dtype=np.int64)
+
+    def active(self, epoch: int) -> np.ndarray:
+        """Indices of the items that train in ``epoch`` (0-based): their cache has joined."""
+        return np.flatnonzero(self._joins[self._which] <= epoch)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -233,7 +247,7 @@ def _fingerprint(data_dir: Path, records: list[dict[str, Any]], cfg: CacheConfig
     """Manifest + cache config + every file's size and mtime: regenerated files invalidate."""
     h = hashlib.sha1((data_dir / "manifest.jsonl").read_bytes())
     fields = asdict(cfg)
-    if cfg.region != "views":  # options of the views region do not change other caches
+    if cfg.region not in ("views", "edges"):  # view options do not change other caches
         for name in VIEW_FIELDS:
             fields.pop(name)
     h.update(json.dumps(fields, sort_keys=True).encode())
@@ -312,10 +326,11 @@ def build_cache(
     meta_path = root / "cache.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
         return ClipCache(root)
-    if cfg.region == "views":
-        from offline.data.long_views import view_items
+    if cfg.region in ("views", "edges"):
+        from offline.data.long_views import edge_items, view_items
 
-        items = [it for rec in records for it in view_items(rec, cfg)]
+        cut = view_items if cfg.region == "views" else edge_items
+        items = [it for rec in records for it in cut(rec, cfg)]
     else:
         items = [(rec, _window(rec, cfg), _square(rec, cfg), int(rec["label"])) for rec in records]
     labels_path = data_dir / "labels.json"

@@ -168,7 +168,16 @@ class ClipBatches:
         if not self.train:
             return list(range(n))
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return torch.randperm(n, generator=g).tolist()
+        active = getattr(self.cache, "active", None)
+        pool = None if active is None else np.asarray(active(self.epoch))
+        if pool is None or len(pool) == n:
+            return torch.randperm(n, generator=g).tolist()
+        # a curriculum: items whose cache joins later sit out, and their slots go to redraws of
+        # the active ones, so every epoch has the same steps (the LR schedule is per step)
+        ids = torch.from_numpy(pool)
+        extra = torch.randint(0, len(pool), (n - len(pool),), generator=g)
+        order = torch.cat([ids[torch.randperm(len(pool), generator=g)], ids[extra]])
+        return order[torch.randperm(n, generator=g)].tolist()
 
     def _batches(self) -> Iterator[dict[str, torch.Tensor]]:
         order = self._order()

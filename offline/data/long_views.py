@@ -20,6 +20,11 @@ each long video of a generated set gives (``CacheConfig(region="views")``):
   square of a random listed side at a random place; labelled ``background``: clutter,
   distractors and loud non-class sounds, exactly as the long videos have them.
 
+``edge_items`` gives the edge windows alone (``CacheConfig(region="edges")``): a cache that can
+join training late (``avserve train avslowfast --edge-from-epoch``), once the model reads
+direction from whole events (docs/avsynth.md: edge windows from the first epoch make the
+``slide_left`` / ``slide_right`` pair separate late and unstably).
+
 Placement is drawn from the video's own seed, so a set always yields the same items.
 """
 
@@ -112,6 +117,17 @@ def _edge_stretch(
 
 def view_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
     """(record, (t0, t1), square box, label) of each item one long-video record gives."""
+    return [item for _, item in _kinded_items(rec, cfg)]
+
+
+def edge_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
+    """Only the ``edge_views`` items of ``view_items`` (the same ones: same draws), for a cache
+    that joins training late (``region="edges"``)."""
+    return [item for kind, item in _kinded_items(rec, cfg) if kind == "edge"]
+
+
+def _kinded_items(rec: dict[str, Any], cfg: CacheConfig) -> list[tuple[str, Item]]:
+    """(kind, item) in ``view_items`` order; kind: view, partial, edge or background."""
     width, height, duration = int(rec["width"]), int(rec["height"]), float(rec["duration_s"])
     short = min(width, height)
     event = (float(rec["event_start_s"]), float(rec["event_end_s"]))
@@ -120,20 +136,21 @@ def view_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
     sides = [max(1, min(short, round(f * short))) for f in cfg.view_sides]
     t0 = max(0.0, event[0] - cfg.view_margin_s)
     t1 = min(duration, event[1] + cfg.view_margin_s)
-    items: list[Item] = [
-        (rec, (t0, t1), _holding((bx, by, bw, bh), side, width, height, rng), int(rec["label"]))
+    items: list[tuple[str, Item]] = [
+        ("view", (rec, (t0, t1), _holding((bx, by, bw, bh), side, width, height, rng),
+                  int(rec["label"])))
         for side in sides
-    ]
+    ]  # fmt: skip
     if cfg.partial_views:
         items += [
-            (rec, (t0, t1), sq, int(rec["label"]))
+            ("partial", (rec, (t0, t1), sq, int(rec["label"])))
             for sq in _partial_squares((bx, by, bw, bh), sides, width, height, rng)
         ]
     for k in range(cfg.edge_views):
         side = sides[int(rng.integers(len(sides)))]
         stretch = _edge_stretch(duration, event, k % 2 == 1, rng)
-        items.append((rec, stretch, _holding((bx, by, bw, bh), side, width, height, rng),
-                      int(rec["label"])))  # fmt: skip
+        box = _holding((bx, by, bw, bh), side, width, height, rng)
+        items.append(("edge", (rec, stretch, box, int(rec["label"]))))
     length = MODEL_WINDOW_S + BACKGROUND_SLACK_S
     for _ in range(cfg.background_views):
         start = _free_start(duration, event, length, rng)
@@ -146,5 +163,5 @@ def view_items(rec: dict[str, Any], cfg: CacheConfig) -> list[Item]:
             side,
             side,
         )
-        items.append((rec, (start, start + length), square, BACKGROUND_LABEL))
+        items.append(("background", (rec, (start, start + length), square, BACKGROUND_LABEL)))
     return items

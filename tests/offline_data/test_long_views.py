@@ -10,7 +10,7 @@ import pytest
 from offline.data.avsynth.generate import BACKGROUND_LABEL
 from offline.data.cache import CacheConfig, CacheUnion, ClipCache, build_cache
 from offline.data.dataset import ClipBatches, SamplingConfig
-from offline.data.long_views import MODEL_WINDOW_S, view_items
+from offline.data.long_views import MODEL_WINDOW_S, edge_items, view_items
 
 from .conftest import write_long_set
 
@@ -98,6 +98,17 @@ def test_view_placement_is_a_function_of_the_video() -> None:
     assert [it[1:] for it in other] != [it[1:] for it in view_items(RECORD, cfg)]
 
 
+def test_edge_items_are_exactly_the_edge_views_of_the_views_region() -> None:
+    cfg = CacheConfig(region="views", edge_views=4)
+    every = view_items(RECORD, cfg)
+    no_edges = view_items(RECORD, CacheConfig(region="views"))
+    edges = edge_items(RECORD, cfg)
+    assert len(edges) == 4 and len(every) == len(no_edges) + 4
+    n_event = len(no_edges) - sum(label == BACKGROUND_LABEL for *_, label in no_edges)
+    assert every[n_event : n_event + 4] == edges  # the same draws, in the same place
+    assert edge_items(RECORD, CacheConfig(region="edges")) == []
+
+
 def test_a_video_with_no_room_outside_the_event_gives_no_background() -> None:
     rec = {**RECORD, "duration_s": 3.0, "event_start_s": 0.5, "event_end_s": 2.5}
     items = view_items(rec, CacheConfig(region="views", background_views=3))
@@ -121,6 +132,23 @@ def test_a_union_reads_each_cache_in_order_with_the_first_ones_classes(
     assert union.class_names == short_cache.class_names
     batch = next(iter(ClipBatches(union, SamplingConfig(num_frames=8, crop_size=48), seed=1)))
     assert batch["frames"].shape == (16, 8, 48, 48, 3)
+
+
+def test_a_late_cache_sits_out_until_its_epoch_and_epochs_keep_their_length(
+    short_cache: ClipCache,
+) -> None:
+    n = len(short_cache)
+    union = CacheUnion([short_cache, short_cache], join_epochs=[0, 2])
+    assert list(union.active(1)) == list(range(n)) and len(union.active(2)) == 2 * n
+    batches = ClipBatches(union, SamplingConfig(num_frames=8, crop_size=48), batch_size=2, seed=3)
+    for epoch, late_seen in ((0, False), (1, False), (2, True)):
+        batches.set_epoch(epoch)
+        order = batches._order()
+        assert len(order) == 2 * n  # same steps per epoch: the LR schedule is per step
+        assert any(i >= n for i in order) is late_seen
+        assert set(range(n)) <= set(order)  # every active item still trains each epoch
+    with pytest.raises(ValueError, match="first cache at 0"):
+        CacheUnion([short_cache, short_cache], join_epochs=[1, 0])
 
 
 def test_a_union_refuses_caches_on_another_grid(

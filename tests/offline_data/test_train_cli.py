@@ -69,6 +69,34 @@ def test_train_command_mixes_sets_into_training_and_records_them(
     assert json.loads((run / "run.json").read_text())["mix"] == [f"{tiny_set}:event"]
 
 
+@pytest.mark.slow
+def test_edge_windows_train_from_their_own_cache_once_they_join(
+    tiny_set: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from offline.data.avsynth.classes import labels_json
+
+    from .conftest import write_long_set
+
+    short, long_set, run = tmp_path / "short", tmp_path / "long", tmp_path / "run"
+    shutil.copytree(tiny_set, short, ignore=shutil.ignore_patterns(".cache*"))
+    (short / "labels.json").write_text(labels_json(background=True))  # views hold background
+    long_set.mkdir()
+    write_long_set(long_set)
+    args = ["train", "avslowfast", "--data", str(short), "--mix", f"{long_set}:views",
+            "--edge-views", "2", "--edge-from-epoch", "1", "--out", str(run), "--arch",
+            "avslowfast_tiny", "--epochs", "2", "--batch-size", "4", "--crop-size", "32",
+            "--cache-side", "40", "--steps-per-epoch", "1", "--no-progress", "--no-package"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    views = json.loads((long_set / ".cache-40-views" / "cache.json").read_text())
+    edges = json.loads((long_set / ".cache-40-edges" / "cache.json").read_text())
+    assert views["config"]["edge_views"] == 0  # the rest of the views train from epoch 0
+    assert edges["files"] == ["long.mp4"] * 2  # the two edge windows, in a cache of their own
+    assert json.loads((run / "run.json").read_text())["edge_from_epoch"] == 1
+
+
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
     [
@@ -76,6 +104,7 @@ def test_train_command_mixes_sets_into_training_and_records_them(
         ("--mix", "{data}:corner", "SET:REGION"),
         ("--mix", "{missing}:views", "not a generated AVSynth set"),
         ("--val-mix", "{data}:views", "--val-mix needs --val-data"),
+        ("--edge-from-epoch", "10", "must be below --epochs"),  # default --epochs 10
     ],
 )
 def test_train_command_rejects_a_bad_mix_with_one_line(

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Regenerate the AVSynth model package (models/zoo/avsynth) from scratch, with the recipe of the
-# shipped 1.2.0 in one leg: generate the data (class clips, clips cut like long-video windows,
+# shipped 1.3.0 in one run: generate the data (class clips, clips cut like long-video windows,
 # background clips that show no class, long videos), train the tiny AVSlowFast with the paper's
 # recipe plus audio dropout (11 outcomes: 10 classes + background) on the short clips and the
-# long videos' views (offline/data/long_views.py), distil its glance, choose the patch side and
-# fit the calibration and abstention rules on validation sets, copy the package into the zoo
-# and record its measured claims (tests/offline_data/test_shipped_model.py holds the shipped
-# package to them). Deterministic from the seeds below.
+# long videos' views (offline/data/long_views.py), the windows that catch only an event's start
+# or end joining at epoch 10 (EDGE_FROM: from the first epoch they keep the slide pair from
+# separating; docs/avsynth.md), distil its glance, choose the patch side and fit the calibration
+# and abstention rules on validation sets, copy the package into the zoo and record its
+# measured claims (tests/offline_data/test_shipped_model.py holds the shipped package to them).
+# Deterministic from the seeds below.
 #
-#   (The shipped 1.2.0 itself was fine-tuned in legs: 1.0.0 -> 1.1.0 by scripts/upgrade_model.sh,
-#    1.1.0 -> 1.2.0 by scripts/candidate_views.sh; docs/avsynth.md "Reproduce".)
 #   ZOO=runs/zoo RESULTS=runs/eval_scratch bash scripts/make_model.sh
 #                                            the same into other folders (shipped model untouched)
+#   EDGE_VIEWS=0 VERSION=1.2.0 bash scripts/make_model.sh
+#                                            the 1.2.0 recipe (no edge windows) from scratch
 #   EVAL=1 bash scripts/make_model.sh        also trains the same-size AV / visual-only /
 #                                            audio-only / no-DropPathway family and runs the evals.
 set -euo pipefail
@@ -25,10 +27,10 @@ EPOCHS=${EPOCHS:-20}
 ABL_EPOCHS=${ABL_EPOCHS:-12}
 AUDIO_DROPOUT=${AUDIO_DROPOUT:-0.3}
 SEED=${SEED:-0}
-VERSION=${VERSION:-1.2.0}
+VERSION=${VERSION:-1.3.0}
 BACKGROUND=${BACKGROUND:-850}
-EDGE_VIEWS=${EDGE_VIEWS:-0}  # per long video: windows catching only the event's start or end
-EDGE_FROM=${EDGE_FROM:-0}    # ... joining training at this epoch (0: from the first)
+EDGE_VIEWS=${EDGE_VIEWS:-2}  # per long video: windows catching only the event's start or end
+EDGE_FROM=${EDGE_FROM:-10}   # ... joining training at this epoch (0: from the first)
 ZOO=${ZOO:-models/zoo/avsynth}
 RESULTS=${RESULTS:-docs/results}
 

@@ -34,6 +34,12 @@ EDGE_FROM=${EDGE_FROM:-10}   # ... joining training at this epoch (0: from the f
 ZOO=${ZOO:-models/zoo/avsynth}
 RESULTS=${RESULTS:-docs/results}
 
+STAGES="$RUNS/make_model_stages.tsv"  # when each stage began (epoch seconds): where the time goes
+mkdir -p "$RUNS" && : >"$STAGES"
+say() {
+  printf '%s\t%s\n' "$(date +%s)" "$*" >>"$STAGES"
+  printf '[make model %3d min] %s\n' $((SECONDS / 60)) "$*"
+}
 gen() {  # split subset count [extra args...]; files already there are kept, not re-encoded
   local split=$1 subset=$2 count=$3 out="$DATA/$1_$2"
   shift 3
@@ -51,21 +57,25 @@ train() {  # run-name arch epochs [extra args...]
     --crop-size 64 --threads "$THREADS" --workers "$WORKERS" --seed "$SEED" --no-progress "$@"
 }
 
+say "generate the data"
 gen short train 1000 --background "$BACKGROUND" --windows 500
 gen short val 200 --background 100 --windows 100
 gen short test 300 --background 100
 gen long train 240
 gen long val 40
 gen long test 60
+say "decode the caches, train the heavy model"
 train heavy avslowfast_tiny "$EPOCHS" --lr 0.05 --audio-dropout "$AUDIO_DROPOUT" \
   --mix "$DATA/long_train:views" --val-mix "$DATA/long_val:views" --edge-views "$EDGE_VIEWS" \
   --edge-from-epoch "$EDGE_FROM" --name avsynth --version "$VERSION" --head avsynth
+say "glance, patch side, calibration"
 "$A" train glance --heavy "$RUNS/heavy/package" --data "$DATA/long_train" \
   --out "$RUNS/glance" --threads "$THREADS" --seed "$SEED" --no-progress
 "$A" train patch --package "$RUNS/glance/package" --data "$DATA/long_val" --rhos 0.6,0.8,1.0 \
   --threads "$THREADS"
 "$A" train calibrate --package "$RUNS/glance/package" --data "$DATA/short_val" \
   --threads "$THREADS" --workers "$WORKERS"
+say "evaluate the package"
 rm -rf "$ZOO"
 mkdir -p "$(dirname "$ZOO")" "$RESULTS"
 cp -r "$RUNS/glance/package" "$ZOO"
@@ -79,8 +89,10 @@ cp -r "$RUNS/glance/package" "$ZOO"
   --threads "$THREADS" --no-progress
 cp "$RUNS"/eval_shipped/eval_{short,honesty,long,ood}.json "$RESULTS/"
 cp "$ZOO/config.json" "$RESULTS/package_config.json"
+say "made: $ZOO ($(du -sh "$ZOO" | cut -f1))"
+.venv/bin/python scripts/make_model_time.py "$STAGES" "$RESULTS/make_model_time.json" \
+  --recipe "EPOCHS=$EPOCHS EDGE_VIEWS=$EDGE_VIEWS EDGE_FROM=$EDGE_FROM WORKERS=$WORKERS THREADS=$THREADS"
 .venv/bin/python scripts/render_results.py  # the tables of docs/avsynth.md
-echo "made: $ZOO ($(du -sh "$ZOO" | cut -f1))"
 
 if [[ "${EVAL:-0}" == "1" ]]; then
   train av avslowfast_tiny "$ABL_EPOCHS" --lr 0.05

@@ -329,6 +329,20 @@ def dense_coverage(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def make_model_time(r: dict[str, Any]) -> str:
+    """Where one ``make model`` run spent its time (scripts/make_model_time.py)."""
+    m = r["machine"]
+    lines = [
+        f"One run on {r['started_utc'][:10]}, {m['cpu']} ({r['cpus_usable']} cores), torch "
+        f"{m['torch']}, `{r['recipe']}`: **{r['total_minutes']} minutes** (goal ≤ "
+        f"{r['goal_minutes']}: {'met' if r['meets_goal'] else 'not met'}).\n",
+        "| stage | minutes |",
+        "|---|---|",
+    ]
+    lines += [f"| {x['stage']} | {x['minutes']} |" for x in r["stages"]]
+    return "\n".join(lines)
+
+
 def _held_windows(e: dict[str, Any]) -> float:
     """Glance K = 4 windows the event fills >= 60% with the crop holding its box: share right."""
     w = next(
@@ -353,6 +367,7 @@ RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "ood": ("eval_ood.json", ood),
     "candidate_gate": ("eval_long.json", candidate_gate),
     "dense_coverage": ("dense_coverage.json", dense_coverage),
+    "make_model_time": ("make_model_time.json", make_model_time),
 }
 # docs/benchmarks.md: tables from the committed bench-results/*.json (benchmarks/tables.py).
 # Their paths are absolute, so ``RESULTS / file`` resolves to them unchanged.

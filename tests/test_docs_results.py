@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
+
+from tests.scripts_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _renderer():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "render_results", ROOT / "scripts" / "render_results.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("render_results")
 
 
 def test_every_results_table_in_the_docs_matches_its_json() -> None:

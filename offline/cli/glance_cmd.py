@@ -39,6 +39,9 @@ def glance(
     limit: int | None = typer.Option(None, min=1, help="Use the first N videos only."),
     steps_per_epoch: int | None = typer.Option(None, min=1, help="Cap steps per epoch."),
     threads: int | None = typer.Option(None, help="torch intra-op threads."),
+    workers: int | None = typer.Option(
+        None, min=1, help="Threads encoding the teacher cache (default: one per torch thread)."
+    ),
     seed: int = typer.Option(0, min=0),
     cache_dir: Path | None = typer.Option(None, help="Default: <out>/cache."),
     progress: bool = typer.Option(True),
@@ -96,6 +99,7 @@ def _train_glance(**a: Any) -> None:
             return build_glance_set(
                 d, heavy, spec, cache, teacher, limit=limit,
                 on_progress=lambda _: bar.advance(task), videos_dir=a["videos_dir"],
+                workers=a["workers"] or torch.get_num_threads(),
             )  # fmt: skip
 
     t0 = time.perf_counter()

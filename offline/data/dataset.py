@@ -16,6 +16,10 @@ Evaluation takes each clip once: the centred window and the whole cached square 
 crop (the full short-side view), no flip.
 
 Batches are built in a background thread (torch ops release the GIL) so they overlap training.
+That thread runs its torch ops on one intra-op thread: with OpenMP every OS thread that runs
+torch ops gets a team of its own, and two teams' spinning workers on the same cores slow the
+training step (the serving side's reason for one model thread, ``service.executor``). The
+batches are the same whatever the thread count.
 """
 
 from __future__ import annotations
@@ -204,6 +208,10 @@ class ClipBatches:
         end = object()
 
         def produce() -> None:
+            # per calling thread under OpenMP (the consumer keeps its team); torch also keeps the
+            # last value for threads started later, hence the reset
+            inherited = torch.get_num_threads()
+            torch.set_num_threads(1)
             try:
                 for batch in self._batches():
                     if stop.is_set():
@@ -212,6 +220,8 @@ class ClipBatches:
                 q.put(end)
             except BaseException as err:  # surface producer errors in the consumer
                 q.put(err)
+            finally:
+                torch.set_num_threads(inherited)
 
         worker = threading.Thread(target=produce, daemon=True, name="clip-batches")
         worker.start()

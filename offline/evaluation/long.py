@@ -24,6 +24,7 @@ from models.calibration import BACKGROUND
 from offline.data.avsynth.generate import read_manifest
 from offline.evaluation.stats import accuracy
 from offline.provenance import machine
+from service.executor import model_thread
 from service.inline_decoder import InlineDecoder
 from service.pipeline import Pipeline
 from service.pipeline_config import PipelineConfig
@@ -123,7 +124,8 @@ class _EagerInfer:
     async def __call__(
         self, inputs: Mapping[str, np.ndarray], priority: Priority, deadline: float | None
     ) -> np.ndarray:
-        return await asyncio.to_thread(self.runtime.run, inputs)
+        # on the model thread with the glance net: one OpenMP team (service.executor says why)
+        return await model_thread().run(self.runtime.run, inputs)
 
 
 def runs_of(cfg: LongEvalConfig, has_glance: bool) -> list[tuple[str, int | None]]:

@@ -11,6 +11,8 @@ scores high), learned from the heavy model, never from the generator's event tim
 
 Each video is one ``.npz`` in the cache directory, keyed by everything that changes its
 content (snippet spec, heavy weights, clip geometry, crops), so re-runs only decode new files.
+Videos are encoded by ``workers`` threads with one torch thread each: decoding is a single
+thread (PyAV releases the GIL), so one video decodes while another's windows are classified.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -197,26 +200,37 @@ def build_glance_set(
     limit: int | None = None,
     on_progress: Callable[[str], None] | None = None,
     videos_dir: Path | None = None,
+    workers: int = 1,
 ) -> GlanceSet:
-    """Decode (or load from ``cache_dir``) every video of ``data_dir`` (see ``video_records``)."""
+    """Decode (or load from ``cache_dir``) every video of ``data_dir`` (see ``video_records``).
+
+    ``workers`` threads encode the videos missing from the cache, each on one torch thread.
+    """
     head = package.heads[0].name
     records = video_records(data_dir, package.labels.get(head), videos_dir)[:limit]
     where = cache_dir / cache_key(package, spec, teacher_cfg)
     where.mkdir(parents=True, exist_ok=True)
-    teacher: Teacher | None = None
-    items = []
-    for rec in records:
-        stem = Path(rec.get("name", rec["file"])).with_suffix("").as_posix().replace("/", "__")
-        target = where / (stem + ".npz")
-        if not target.is_file():
-            teacher = teacher or Teacher(package, teacher_cfg)
+    targets = [where / (_cache_stem(rec) + ".npz") for rec in records]
+    missing = [(rec, t) for rec, t in zip(records, targets, strict=True) if not t.is_file()]
+    encoded = {t for _, t in missing}
+    if missing:
+        teacher = Teacher(package, teacher_cfg)
+
+        def encode(job: tuple[dict[str, Any], Path]) -> None:
+            rec, target = job
             item = encode_video(data_dir / rec["file"], int(rec["label"]), spec, teacher)
             tmp = target.with_name(f".{target.stem}.tmp.npz")
             np.savez(tmp, **item)
             tmp.replace(target)
+            if on_progress is not None:
+                on_progress(rec["file"])
+
+        _run_on_threads(encode, missing, workers)
+    items = []
+    for rec, target in zip(records, targets, strict=True):
         with np.load(target) as z:
             items.append({k: z[k] for k in z.files})
-        if on_progress is not None:
+        if on_progress is not None and target not in encoded:  # encoded ones were reported
             on_progress(rec["file"])
     if not items:
         raise ValueError(f"{data_dir}: the manifest lists no videos")
@@ -229,3 +243,27 @@ def build_glance_set(
         teacher_logits=np.stack([i["teacher_logits"] for i in items]),
         files=[r["file"] for r in records],
     )
+
+
+def _cache_stem(rec: dict[str, Any]) -> str:
+    return Path(rec.get("name", rec["file"])).with_suffix("").as_posix().replace("/", "__")
+
+
+def _run_on_threads(fn: Callable[[Any], None], jobs: Sequence[Any], workers: int) -> None:
+    """``fn`` over ``jobs``; with ``workers > 1`` on that many threads of one torch thread each.
+
+    Each thread keeps its own OpenMP team size, so the threads together use ``workers`` cores
+    instead of ``workers`` times the caller's team (oversubscription slows them all).
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            fn(job)
+        return
+
+    def on_one_thread(job: Any) -> None:
+        torch.set_num_threads(1)
+        fn(job)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glance-teacher") as pool:
+        for future in [pool.submit(on_one_thread, job) for job in jobs]:
+            future.result()  # the first failure stops the build with its own error

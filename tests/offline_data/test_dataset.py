@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,35 @@ def test_same_epoch_repeats_and_a_new_epoch_reshuffles(cache: ClipCache) -> None
     frames_e1 = next(iter(batches))["frames"]
     batches.set_epoch(0)
     assert not torch.equal(frames_e1, next(iter(batches))["frames"])
+
+
+def test_prefetch_builds_the_same_batches_on_one_torch_thread_of_its_own(
+    cache: ClipCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[int] = []
+    build = ClipBatches._batches
+
+    def spy(self: ClipBatches):  # type: ignore[no-untyped-def]
+        seen.append(torch.get_num_threads())
+        yield from build(self)
+
+    before = torch.get_num_threads()
+    direct = list(ClipBatches(cache, SAMPLING, batch_size=5, train=True, seed=3, prefetch=0))
+    monkeypatch.setattr(ClipBatches, "_batches", spy)
+    torch.set_num_threads(2)
+    try:
+        ahead = list(ClipBatches(cache, SAMPLING, batch_size=5, train=True, seed=3, prefetch=2))
+        assert seen == [1]  # one OpenMP team in training, not one per thread (issue 11)
+        assert torch.get_num_threads() == 2  # the consumer's count is its own
+        later: list[int] = []
+        probe = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        probe.start()
+        probe.join()
+        assert later == [2]  # and threads started afterwards do not inherit the producer's 1
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(direct, ahead, strict=True):
+        assert torch.equal(a["frames"], b["frames"]) and torch.equal(a["label"], b["label"])
 
 
 def test_eval_batches_cover_each_clip_once_without_augmentation(cache: ClipCache) -> None:

@@ -49,6 +49,24 @@ def test_crop_resize_takes_the_box_and_flip_mirrors_it() -> None:
         crop_resize(frames, Box(8, 0, 4, 4), 4)
 
 
+def test_crop_resize_agrees_with_a_float_antialiased_resize_to_one_level() -> None:
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (3, 40, 50, 3), generator=gen, dtype=torch.uint8)
+    box = Box(5, 2, 36, 36)
+    out = crop_resize(frames, box, 20)
+    crop = frames[:, 2:38, 5:41].permute(0, 3, 1, 2).float()
+    ref = (
+        torch.nn.functional.interpolate(
+            crop, size=(20, 20), mode="bilinear", align_corners=False, antialias=True
+        )
+        .round()
+        .clamp(0, 255)
+        .permute(0, 2, 3, 1)
+    )
+    assert out.shape == (3, 20, 20, 3) and out.dtype == torch.uint8 and out.is_contiguous()
+    assert (out.float() - ref).abs().max() <= 1
+
+
 def test_flip_label_follows_the_map() -> None:
     assert flip_label(4, [0, 1, 2, 3, 5, 4]) == 5
     assert flip_label(2, [0, 1, 2, 3, 5, 4]) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from offline.evaluation.ablation import (
     train_command,
     variants,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts_loader import load_script
 
 
 def _row(correct: int, n: int = 200) -> dict[str, Any]:
@@ -64,10 +62,7 @@ def test_orderings_compare_with_the_paper_and_flag_separated_intervals() -> None
 
 
 def test_rendered_table_lists_every_group_row_with_its_interval() -> None:
-    spec = importlib.util.spec_from_file_location("rr", ROOT / "scripts" / "render_results.py")
-    assert spec is not None and spec.loader is not None
-    rr = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rr)
+    rr = load_script("render_results")
     pairs = {"ball": 0.5, "spinner": 1.0, "slide": 0.0, "drift": 0.0, "clicks": 0.0}
     row = {"label": "L", "gmacs_per_clip": 0.1, "params_inference": 1000, "paper_top1": 77.0,
            "pairs": pairs, "pairs_n": dict.fromkeys(pairs, 10), **_row(50, 100)}  # fmt: skip

@@ -21,6 +21,7 @@ from offline.glance.distill import _batch
 from service.glance import GlanceRunner
 from service.inline_decoder import InlineDecoder
 from service.media import MediaPolicy, probe, read_snippets
+from service.media.types import SnippetSpec
 from service.pipeline import Pipeline
 from service.pipeline_config import PipelineConfig
 from service.policies import GlancePolicy, PolicyConfig
@@ -184,3 +185,21 @@ def test_a_plain_folder_of_unlabeled_videos_trains_by_distillation_alone(
     log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
     assert math.isfinite(json.loads(log[-1])["loss_total"])
     assert load_package(tmp_path / "run" / "package").glance_model() is not None
+
+
+def test_teacher_threads_build_the_cache_a_single_thread_builds(
+    heavy_dir: Path, clips_dir: Path, tmp_path: Path
+) -> None:
+    from offline.glance.data import TeacherConfig, build_glance_set
+
+    package, spec = load_package(heavy_dir), SnippetSpec(num_snippets=4, frame_size=32)
+    teacher, seen = TeacherConfig(crops=2), []
+    one = build_glance_set(clips_dir, package, spec, tmp_path / "one", teacher)
+    two = build_glance_set(
+        clips_dir, package, spec, tmp_path / "two", teacher, workers=2, on_progress=seen.append
+    )
+    assert two.files == one.files and sorted(seen) == sorted(one.files)  # each video once
+    assert np.array_equal(two.frames, one.frames) and np.array_equal(two.labels, one.labels)
+    np.testing.assert_allclose(two.teacher_logp, one.teacher_logp, atol=1e-5)
+    np.testing.assert_allclose(two.teacher_logits, one.teacher_logits, atol=1e-5)
+    assert torch.get_num_threads() == 1  # the caller's team is untouched (conftest's one thread)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate the AVSynth model package (models/zoo/avsynth) from scratch, with the recipe of the
-# shipped 1.3.0 in one run: generate the data (class clips, clips cut like long-video windows,
+# shipped 1.3.1 in one run: generate the data (class clips, clips cut like long-video windows,
 # background clips that show no class, long videos), train the tiny AVSlowFast with the paper's
 # recipe plus audio dropout (11 outcomes: 10 classes + background) on the short clips and the
 # long videos' views (offline/data/long_views.py), the windows that catch only an event's start
@@ -8,7 +8,8 @@
 # separating; docs/avsynth.md), distil its glance, choose the patch side and fit the calibration
 # and abstention rules on validation sets, copy the package into the zoo and record its
 # measured claims (tests/offline_data/test_shipped_model.py holds the shipped package to them).
-# Deterministic from the seeds below.
+# Deterministic from the seeds below up to the encoder (generated files are not byte-stable across
+# runs). Each stage's wall time goes to $RESULTS/make_model_time.json.
 #
 #   ZOO=runs/zoo RESULTS=runs/eval_scratch bash scripts/make_model.sh
 #                                            the same into other folders (shipped model untouched)
@@ -27,7 +28,7 @@ EPOCHS=${EPOCHS:-20}
 ABL_EPOCHS=${ABL_EPOCHS:-12}
 AUDIO_DROPOUT=${AUDIO_DROPOUT:-0.3}
 SEED=${SEED:-0}
-VERSION=${VERSION:-1.3.0}
+VERSION=${VERSION:-1.3.1}
 BACKGROUND=${BACKGROUND:-850}
 EDGE_VIEWS=${EDGE_VIEWS:-2}  # per long video: windows catching only the event's start or end
 EDGE_FROM=${EDGE_FROM:-10}   # ... joining training at this epoch (0: from the first)

@@ -7,6 +7,10 @@ servers run side by side on loopback, each in its own process of this interprete
 batch 8 and a 5 ms batch timeout. One closed-loop client (``benchmarks.peers.client``) sends
 the same JSON clips at concurrency 1, 16 and 64; rounds alternate which server goes first so
 that load from other processes hits both alike, and each configuration keeps its best round.
+While one server is measured the other is paused (SIGSTOP to its process group): an idle
+LitServe polls its queues (about 7% of a core, API server and inference worker together, on
+the r50 app of this harness), and those wakeups stalled avserve's OpenMP team when both ran
+side by side, while an idle avserve uses none. Paused, neither costs the other anything.
 
 Goal (issue 19): avserve >= 1.0x LitServe's throughput at every concurrency, p50/p99 no worse.
 Needs the benchmark environment (``make bench-peers``: .venv-bench with LitServe).
@@ -113,6 +117,69 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+IDLE_S = 5.0  # how long each server's idle CPU is sampled
+
+
+def _group_stats(pgid: int) -> list[list[str]]:
+    """The /proc/<pid>/stat fields after the command name, for each process of the group."""
+    out = []
+    for d in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not d.name.isdigit():
+            continue
+        try:
+            fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[2]) == pgid:  # state, ppid, pgrp, ...
+            out.append(fields)
+    return out
+
+
+def _group_stopped(pgid: int) -> bool:
+    return all(f[0] in "Tt" for f in _group_stats(pgid))
+
+
+def _group_cpu_s(pgid: int) -> float | None:
+    """CPU seconds (user + system) of every live process in a process group; None off Linux."""
+    if not Path("/proc").is_dir():
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    total = sum(int(f[11]) + int(f[12]) for f in _group_stats(pgid))  # utime, stime
+    return total / tick
+
+
+def _idle_cpu_share(procs: dict[str, subprocess.Popen[bytes]]) -> dict[str, float | None]:
+    """Share of one core each server (workers included) uses while nobody sends it anything.
+
+    Why it matters: side by side on few cores, an idle server that polls takes CPU from the one
+    being measured, which is why the peer is paused during each measurement.
+    """
+    before = {name: _group_cpu_s(proc.pid) for name, proc in procs.items()}
+    time.sleep(IDLE_S)
+    after = {name: _group_cpu_s(proc.pid) for name, proc in procs.items()}
+    return {
+        name: None if before[name] is None or after[name] is None
+        else round((after[name] - before[name]) / IDLE_S, 4)  # type: ignore[operator]
+        for name in procs
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _paused(procs: list[subprocess.Popen[bytes]]) -> Any:
+    """SIGSTOP these servers' process groups (workers included) for the block, then SIGCONT."""
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 5  # delivery is asynchronous: measure only once all are
+    while time.monotonic() < deadline and not all(_group_stopped(p.pid) for p in procs):
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)
+
+
 def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int, float]:
     """(batches, clips, seconds inside the forward) so far."""
     if server == "avserve":
@@ -148,19 +215,23 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
             run_closed_loop(
                 url, "/predict", lambda i: {"json": clips[i]}, concurrency=2, requests=4
             )
+        idle = _idle_cpu_share({name: proc for name, (proc, _) in servers.items()})
+        print(f"  {label} idle CPU share of one core: {idle}", flush=True)
         for rnd in range(plan["rounds"]):
             for c in CONCURRENCY:
                 order = list(servers) if (rnd + c) % 2 == 0 else list(reversed(servers))
                 for name in order:
                     url = servers[name][1]
+                    others = [proc for other, (proc, _) in servers.items() if other != name]
                     b0, c0, s0 = _batches(name, url, stats_file)
-                    res = run_closed_loop(
-                        url,
-                        "/predict",
-                        lambda i: {"json": clips[i % len(clips)]},
-                        concurrency=c,
-                        requests=plan["requests"][c],
-                    )
+                    with _paused(others):
+                        res = run_closed_loop(
+                            url,
+                            "/predict",
+                            lambda i: {"json": clips[i % len(clips)]},
+                            concurrency=c,
+                            requests=plan["requests"][c],
+                        )
                     b1, c1, s1 = _batches(name, url, stats_file)
                     row = {
                         "model": label,
@@ -188,7 +259,7 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
         for proc, _ in servers.values():
             _stop(proc)
     return [best[(s, c)] for c in CONCURRENCY for s in servers] + [
-        {"all_rounds": rounds, "model": label}
+        {"all_rounds": rounds, "model": label, "idle_cpu_share": idle}
     ]
 
 
@@ -214,12 +285,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"peer serving benchmark on {info}", flush=True)
     rows: list[dict[str, Any]] = []
     rounds: dict[str, Any] = {}
+    idle: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for label in args.models:
             package = shipped_package() if label == "shipped" else r50_package(work)
             out = compare(label, package, work, args.quick)
-            rounds[label] = out.pop()["all_rounds"]
+            last = out.pop()
+            rounds[label], idle[label] = last["all_rounds"], last["idle_cpu_share"]
             rows += out
     ratios = []
     for label in args.models:
@@ -248,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         "what": "pre-decoded clips as JSON over loopback HTTP, closed loop; avserve runtime + "
         "DynamicBatcher vs the same runtime behind LitServe; max batch 8, 5 ms; best round; "
         "each server started as its users start it (avserve: malloc tuning of `avserve serve`, "
-        "LitServe: glibc's defaults)",
+        "LitServe: glibc's defaults); the other server paused (SIGSTOP) while one is measured",
         "avserve_malloc_trim_threshold_mb": Settings().malloc_trim_threshold_mb,
         # The servers' torch threads (this client process's own do not matter).
         "machine": info
@@ -268,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
             r["p50_ratio"] <= 1.0 and r["p99_ratio"] <= 1.0 for r in ratios
         ),
         "rounds": rounds,
+        # Per model: share of one core each server used while idle (IDLE_S seconds, workers in).
+        "idle_cpu_share": idle,
     }
     for r in ratios:
         print(

@@ -46,7 +46,23 @@ def peers_serving(r: dict[str, Any]) -> str:
         ]
         goal = "met" if r["goal_latency_no_worse"] else "not met: " + ", ".join(worse)
         lines.append(f"p50 and p99 no worse than LitServe's at every concurrency: **{goal}**.")
-    return machine_line(r) + "\n".join(lines) + _round_spread(r)
+    return machine_line(r) + "\n".join(lines) + _idle_line(r) + _round_spread(r)
+
+
+def _idle_line(r: dict[str, Any]) -> str:
+    """What each server costs the machine while nobody sends it anything (if measured)."""
+    parts = [
+        f"{model}: avserve {share['avserve']:.1%}, LitServe {share['litserve']:.1%}"
+        for model, share in r.get("idle_cpu_share", {}).items()
+        if None not in share.values()
+    ]
+    if not parts:
+        return ""
+    return (
+        "\n\nIdle CPU, share of one core (each server with its workers, nobody sending): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _round_spread(r: dict[str, Any]) -> str:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -56,3 +62,42 @@ def test_the_closed_loop_client_sends_exactly_n_requests_and_times_only_the_200s
     s = res.summary()
     assert s["concurrency"] == 4 and s["p50_ms"] <= s["p99_ms"]
     assert s["throughput_rps"] == pytest.approx(15 / res.wall_s, rel=1e-3)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_the_server_not_measured_is_paused_with_its_workers_and_resumes_after() -> None:
+    from benchmarks.bench_peers import _group_cpu_s, _paused
+
+    # A "server" whose worker child spins, as an idle LitServe's polling worker would.
+    code = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'while True: pass']).wait()"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (_group_cpu_s(proc.pid) or 0.0) < 0.2:  # the worker's CPU counts for the group
+            assert time.monotonic() < deadline, "the spinning worker never showed up"
+            time.sleep(0.05)
+        worker = next(
+            int(d.name)
+            for d in Path("/proc").iterdir()
+            if d.name.isdigit() and d.name != str(proc.pid) and _parent(int(d.name)) == proc.pid
+        )
+        with _paused([proc]):
+            assert _state(proc.pid) == "T" and _state(worker) == "T"
+            frozen = _group_cpu_s(proc.pid)
+            time.sleep(0.2)
+            assert _group_cpu_s(proc.pid) == frozen
+        assert _state(proc.pid) != "T" and _state(worker) != "T"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None

@@ -29,7 +29,7 @@ DOCS = [
 ]
 sys.path.insert(0, str(ROOT))  # run as a script: the repository's packages are importable
 from benchmarks.tables import BENCH_TABLES  # noqa: E402 (after the path set-up)
-from offline.evaluation.coverage import package_result_folders  # noqa: E402
+from offline.evaluation.gate_tables import gate_table  # noqa: E402
 
 
 def _pct(x: float | None) -> str:
@@ -239,77 +239,9 @@ def ablation_seed(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _evals(folder: Path) -> dict[str, Any]:
-    out = {k: json.loads((folder / f"eval_{k}.json").read_text()) for k in EVALS}
-    cfg_file = folder / "package_config.json"
-    if not cfg_file.is_file():  # the shipped package's own config
-        cfg_file = ROOT / "models" / "zoo" / "avsynth" / "config.json"
-    out["config"] = json.loads(cfg_file.read_text())
-    return out
-
-
-EVALS = ("honesty", "long", "ood")  # what the gate table reads
-
-
 def candidate_gate(_: dict[str, Any]) -> str:
-    """Shipped vs each candidate on every goal of issue 11 (the release gate), from the result
-    files: docs/results/eval_*.json and docs/results/candidates/<name>/eval_*.json (a candidate
-    whose files are not all there yet is left out)."""
-    rows: list[tuple[str, str, Callable[[dict[str, Any]], float], Callable[[float], bool]]] = [
-        ("short clips: top-1", "≥ 97%", lambda e: e["honesty"]["top1"]["top1"], lambda v: v >= 0.97),
-        ("short clips: false abstention", "≤ 2%",
-         lambda e: e["honesty"]["false_abstention"]["top1"], lambda v: v <= 0.02),
-        ("ECE on validation", "≤ 0.05",
-         lambda e: e["config"]["calibration"]["avsynth"]["metrics"]["ece"], lambda v: v <= 0.05),
-        ("no audio: top sound-defined class score", "≤ 0.6",
-         lambda e: e["honesty"]["silent"]["max_sound_class_score"], lambda v: v <= 0.6),
-        ("long: glance best of K = 1, 2", "≥ 95%",
-         lambda e: max(_long(e, "glance", 1)["top1"], _long(e, "glance", 2)["top1"]),
-         lambda v: v >= 0.95),
-        ("long: glance K = 4 − K = 1", "≥ 0",
-         lambda e: _long(e, "glance", 4)["top1"] - _long(e, "glance", 1)["top1"],
-         lambda v: v >= 0),
-        ("long: glance K = 2 GMACs, % of dense", "≤ 20%",
-         lambda e: _long(e, "glance", 2)["pct_of_dense_gmacs"] / 100, lambda v: v <= 0.2),
-        ("long: dense-30 top-1", "≥ 90%", lambda e: _long(e, "dense", None)["top1"],
-         lambda v: v >= 0.9),
-        ("long: heavy model alone on glance windows that hold the event", "–",
-         lambda e: _held_windows(e), lambda v: True),
-        ("real videos (`../shared/media`): abstained", "≥ 90%",
-         lambda e: e["ood"]["abstained"]["top1"], lambda v: v >= 0.9),
-    ]  # fmt: skip
-    folders = [
-        f
-        for f in package_result_folders(RESULTS)
-        if all((f / f"eval_{k}.json").is_file() for k in EVALS)
-    ]
-    zoo = json.loads((ROOT / "models" / "zoo" / "avsynth" / "config.json").read_text())
-    columns = [_evals(f) for f in folders]
-    names = [
-        f"`{f.name}`" + (" (shipped)" if e["config"] == zoo else "")
-        for f, e in zip(folders, columns, strict=True)
-    ]
-    if not any(e["config"] == zoo for e in columns):  # the shipped package has no folder yet
-        columns.insert(0, _evals(RESULTS))
-        names.insert(0, f"shipped {zoo['version']}")
-    lines = [
-        "| goal | target | " + " | ".join(names) + " |",
-        "|---|---|" + "---|" * len(names),
-    ]
-    for label, target, get, ok in rows:
-        cells = []
-        for e in columns:
-            v = get(e)
-            if "ECE" in label or "score" in label:
-                shown = f"{v:.4f}"
-            elif "−" in label:
-                shown = f"{100 * v:+.1f} points"
-            else:
-                shown = f"{100 * v:.1f}%"
-            mark = "" if target == "–" else (" ✓" if ok(v) else " ✗")
-            cells.append(shown + mark)
-        lines.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The release gate (offline/evaluation/gate_tables.py) over docs/results, the zoo shipped."""
+    return gate_table(RESULTS, ROOT / "models" / "zoo" / "avsynth" / "config.json")
 
 
 def dense_coverage(r: dict[str, Any]) -> str:
@@ -341,18 +273,6 @@ def make_model_time(r: dict[str, Any]) -> str:
     ]
     lines += [f"| {x['stage']} | {x['minutes']} |" for x in r["stages"]]
     return "\n".join(lines)
-
-
-def _held_windows(e: dict[str, Any]) -> float:
-    """Glance K = 4 windows the event fills >= 60% with the crop holding its box: share right."""
-    w = next(
-        x for x in _long(e, "glance", 4)["windows"] if x["event_fill"] == ">= 0.6" and x["box_hit"]
-    )
-    return float(w["top1"])
-
-
-def _long(e: dict[str, Any], policy: str, k: int | None) -> dict[str, Any]:
-    return next(x for x in e["long"]["results"] if x["policy"] == policy and x["k"] == k)
 
 
 RENDERERS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {

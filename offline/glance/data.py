@@ -260,10 +260,16 @@ def _run_on_threads(fn: Callable[[Any], None], jobs: Sequence[Any], workers: int
             fn(job)
         return
 
-    def on_one_thread(job: Any) -> None:
-        torch.set_num_threads(1)
-        fn(job)
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="glance-teacher") as pool:
-        for future in [pool.submit(on_one_thread, job) for job in jobs]:
-            future.result()  # the first failure stops the build with its own error
+    inherited = torch.get_num_threads()
+    try:
+        with ThreadPoolExecutor(
+            max_workers=workers,
+            thread_name_prefix="glance-teacher",
+            initializer=torch.set_num_threads,
+            initargs=(1,),
+        ) as pool:
+            for future in [pool.submit(fn, job) for job in jobs]:
+                future.result()  # the first failure stops the build with its own error
+    finally:
+        # torch keeps the last value as the default of threads started later: restore it
+        torch.set_num_threads(inherited)

@@ -203,3 +203,22 @@ def test_teacher_threads_build_the_cache_a_single_thread_builds(
     np.testing.assert_allclose(two.teacher_logp, one.teacher_logp, atol=1e-5)
     np.testing.assert_allclose(two.teacher_logits, one.teacher_logits, atol=1e-5)
     assert torch.get_num_threads() == 1  # the caller's team is untouched (conftest's one thread)
+
+
+def test_teacher_threads_run_on_one_torch_thread_and_leave_the_default_as_it_was() -> None:
+    import threading
+
+    from offline.glance.data import _run_on_threads
+
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _run_on_threads(lambda _: seen.append(torch.get_num_threads()), range(4), workers=2)
+        later: list[int] = []
+        t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert seen == [1, 1, 1, 1] and torch.get_num_threads() == 2 and later == [2]
+    finally:
+        torch.set_num_threads(before)

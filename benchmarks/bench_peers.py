@@ -47,7 +47,7 @@ THREADS = {"n": 0}  # torch intra-op threads of both servers (0: torch's default
 # or two requests (10 requests per concurrent client), few where one forward takes seconds.
 PLANS: dict[str, dict[str, Any]] = {
     "shipped": {"requests": {1: 96, 16: 640, 64: 1280}, "rounds": 3},
-    "avslowfast_r50_4x16": {"requests": {1: 8, 16: 16, 64: 64}, "rounds": 1},
+    "avslowfast_r50_4x16": {"requests": {1: 8, 16: 32, 64: 64}, "rounds": 2},
 }
 
 
@@ -180,15 +180,15 @@ def _paused(procs: list[subprocess.Popen[bytes]]) -> Any:
                 os.killpg(proc.pid, signal.SIGCONT)
 
 
-def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int, float]:
-    """(batches, clips, seconds inside the forward) so far."""
+def _batches(server: str, url: str, stats_file: Path) -> tuple[int, int, float, int]:
+    """(batches, clips, seconds inside the forward, batches on fewer threads) so far."""
     if server == "avserve":
         s = httpx.get(f"{url}/stats", timeout=10).json()
-        return int(s["batches"]), int(s["clips"]), float(s["predict_s"])
+        return int(s["batches"]), int(s["clips"]), float(s["predict_s"]), int(s["spared"])
     if not stats_file.is_file():
-        return 0, 0, 0.0
+        return 0, 0, 0.0, 0
     batches, clips, predict_s = stats_file.read_text().split()[:3]
-    return int(batches), int(clips), float(predict_s)
+    return int(batches), int(clips), float(predict_s), 0
 
 
 def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[dict[str, Any]]:
@@ -223,7 +223,7 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                 for name in order:
                     url = servers[name][1]
                     others = [proc for other, (proc, _) in servers.items() if other != name]
-                    b0, c0, s0 = _batches(name, url, stats_file)
+                    b0, c0, s0, f0 = _batches(name, url, stats_file)
                     with _paused(others):
                         res = run_closed_loop(
                             url,
@@ -232,7 +232,7 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                             concurrency=c,
                             requests=plan["requests"][c],
                         )
-                    b1, c1, s1 = _batches(name, url, stats_file)
+                    b1, c1, s1, f1 = _batches(name, url, stats_file)
                     row = {
                         "model": label,
                         "server": name,
@@ -242,13 +242,16 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                         # Share of the run's wall time the model was computing: what is left
                         # is the serving layer's (or the machine's) idle time.
                         "model_busy": round((s1 - s0) / max(res.wall_s, 1e-9), 3),
+                        "batches": b1 - b0,
+                        # Full batches run one torch thread short (SpareThreadChoice).
+                        "spared_batches": f1 - f0,
                     }
                     rounds.append(row)
                     print(
                         f"  {label} {name:8s} c={c:2d} round {rnd}: "
                         f"{row['throughput_rps']:.2f} req/s p50 {row['p50_ms']:.0f} ms "
                         f"p99 {row['p99_ms']:.0f} ms batch {row['mean_batch']} "
-                        f"busy {row['model_busy']:.0%}",
+                        f"busy {row['model_busy']:.0%} spared {row['spared_batches']}/{b1 - b0}",
                         flush=True,
                     )
                     if (name, c) not in best or row["throughput_rps"] > best[(name, c)][

@@ -46,7 +46,23 @@ def peers_serving(r: dict[str, Any]) -> str:
         ]
         goal = "met" if r["goal_latency_no_worse"] else "not met: " + ", ".join(worse)
         lines.append(f"p50 and p99 no worse than LitServe's at every concurrency: **{goal}**.")
-    return machine_line(r) + "\n".join(lines) + _idle_line(r) + _round_spread(r)
+    return machine_line(r) + "\n".join(lines) + _idle_line(r) + _spared_line(r) + _round_spread(r)
+
+
+def _spared_line(r: dict[str, Any]) -> str:
+    """How many of avserve's batches ran one torch thread short (if counted), best rounds."""
+    rows = {(x["model"], x["server"], x["concurrency"]): x for x in r["rows"]}
+    parts = []
+    for q in r["ratios"]:
+        a = rows[(q["model"], "avserve", q["concurrency"])]
+        if "spared_batches" in a and "batches" in a:
+            parts.append(f"c={q['concurrency']}: {a['spared_batches']} of {a['batches']}")
+    if not parts:
+        return ""
+    return (
+        "\n\navserve's batches run one torch thread short (`SpareThreadChoice`: full batches, "
+        "when that is the cheaper), in the best rounds the table shows: " + "; ".join(parts) + "."
+    )
 
 
 def _idle_line(r: dict[str, Any]) -> str:

@@ -100,8 +100,15 @@ class SpareThreadChoice:
     batches run on every thread while they cost no more than ``contention`` times
     ``reference_s`` (seconds per clip alone, from the start-up tuning; without it, always).
     Beyond that, fewer threads are tried, then full batches use the cheaper option
-    (seconds per clip, an EWMA) and every ``probe_every``-th re-tries the other, so the choice
+    (seconds per clip, an EWMA) and now and then one re-tries the other, so the choice
     follows the load, and a model that is never slowed down never pays for a probe.
+
+    A probe is a batch run the slower way, and every request queued behind it waits longer:
+    under 64 clients each request waits out about eight full batches, so with a probe every
+    16th batch half the requests wait behind one, enough to move the p99. So the gap between probes starts at ``probe_every`` batches and
+    doubles, up to ``max_probe_every``, each time a probe confirms the choice; it falls back to
+    ``probe_every`` when a probe overturns it or the chosen option's cost drifts ``drift``
+    times above what it was when last confirmed (the load changed: look again soon).
     """
 
     def __init__(
@@ -111,15 +118,24 @@ class SpareThreadChoice:
         reference_s: float | None = None,
         contention: float = 1.25,
         probe_every: int = 16,
+        max_probe_every: int = 512,
+        drift: float = 1.25,
         weight: float = 0.3,
     ) -> None:
+        if not 1 <= probe_every <= max_probe_every:
+            raise ValueError("1 <= probe_every <= max_probe_every")
         self.spare = spare
         self.reference_s = reference_s
         self.contention = contention
         self.probe_every = probe_every
+        self.max_probe_every = max_probe_every
+        self.drift = drift
         self.weight = weight
         self.cost: dict[int, float | None] = {0: None, spare: None}
-        self._batches = 0
+        self.gap = probe_every  # full batches from one probe to the next
+        self._since_probe = 0
+        self._probing_for: int | None = None  # the choice a probe in flight is testing
+        self._confirmed_s: float | None = None  # the choice's cost when a probe last kept it
 
     def contended(self) -> bool:
         """Do full batches on every thread cost clearly more than they do alone?"""
@@ -135,9 +151,11 @@ class SpareThreadChoice:
         fewer = self.cost[self.spare]
         if fewer is None:
             return self.spare
-        self._batches += 1
+        self._since_probe += 1
         best = self.best()
-        if self._batches % self.probe_every == 0:
+        if self._since_probe >= self.gap:
+            self._since_probe = 0
+            self._probing_for = best
             return self.spare if best == 0 else 0
         return best
 
@@ -152,3 +170,18 @@ class SpareThreadChoice:
         self.cost[spared] = (
             seconds_per_clip if old is None else old + self.weight * (seconds_per_clip - old)
         )
+        kept = self._probing_for
+        if kept is not None and spared != kept:  # the probe's own result
+            self._probing_for = None
+            if self.best() == kept:
+                self.gap = min(2 * self.gap, self.max_probe_every)
+                self._confirmed_s = self.cost[kept]
+            else:
+                self._reset_gap()
+        elif spared == self.best() and self._confirmed_s is not None:
+            now = self.cost[spared]
+            if now is not None and now > self.drift * self._confirmed_s:
+                self._reset_gap()
+
+    def _reset_gap(self) -> None:
+        self.gap, self._since_probe, self._confirmed_s = self.probe_every, 0, None

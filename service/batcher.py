@@ -106,6 +106,7 @@ class DynamicBatcher:
         self._spare = SpareThreadChoice(self.config.saturated_spare_threads)
         self.inference_count = 0  # clips executed
         self.exec_count = 0  # batches executed
+        self.spared_count = 0  # of those, full batches run on fewer torch threads
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -376,6 +377,7 @@ class DynamicBatcher:
             for it in items:
                 it.started, it.ended, it.batch_size = started, ended, len(items)
             self.exec_count += 1
+            self.spared_count += spared > 0
             self.inference_count += len(items)
             if logits.shape[0] != len(items):
                 err = AvserveError(f"model returned {logits.shape[0]} rows for {len(items)} clips")

@@ -82,7 +82,12 @@ def build_app(
     @app.get("/stats")
     async def stats() -> dict[str, float]:
         b = state["batcher"]
-        return {"batches": b.exec_count, "clips": b.inference_count, "predict_s": busy["s"]}
+        return {
+            "batches": b.exec_count,
+            "clips": b.inference_count,
+            "predict_s": busy["s"],
+            "spared": b.spared_count,
+        }
 
     return app
 

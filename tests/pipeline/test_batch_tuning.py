@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
@@ -156,3 +157,39 @@ def test_spare_thread_choice_without_a_start_up_timing_keeps_every_thread() -> N
 def test_spare_thread_choice_with_nothing_to_spare_always_uses_every_thread() -> None:
     choice = SpareThreadChoice(spare=0)
     assert [choice.next() for _ in range(5)] == [0] * 5
+
+
+def _probes(choice: SpareThreadChoice, batches: int, cost: dict[int, float]) -> list[int]:
+    """Run ``batches`` full batches at fixed costs; the indices of those that probed."""
+    probes = []
+    for i in range(batches):
+        spared = choice.next()
+        if spared != choice.best():
+            probes.append(i)
+        choice.observe(spared, cost[spared])
+    return probes
+
+
+def test_probes_grow_rarer_while_they_confirm_the_choice() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=4, max_probe_every=32)
+    probes = _probes(choice, 200, {0: 0.030, 1: 0.015})
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    # The first is the initial try of one thread fewer; then 4, 8, 16 batches, capped at 32.
+    assert gaps[:4] == [4, 8, 16, 32] and set(gaps[4:]) == {32}
+    assert choice.best() == 1
+
+
+def test_a_probe_that_overturns_the_choice_brings_probes_back_to_their_first_rate() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=4, weight=1.0)
+    _probes(choice, 60, {0: 0.030, 1: 0.015})
+    assert choice.gap > 4
+    _probes(choice, choice.gap, {0: 0.012, 1: 0.015})  # every thread is now the cheaper
+    assert choice.best() == 0 and choice.gap == 4
+
+
+def test_a_drift_in_the_chosen_cost_brings_probes_back_to_their_first_rate() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=4, weight=1.0)
+    _probes(choice, 60, {0: 0.060, 1: 0.015})
+    assert choice.gap > 4
+    choice.observe(choice.next(), 0.025)  # one thread fewer got dearer, still the cheaper
+    assert choice.best() == 1 and choice.gap == 4

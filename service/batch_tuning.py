@@ -136,6 +136,7 @@ class SpareThreadChoice:
         self._since_probe = 0
         self._probing_for: int | None = None  # the choice a probe in flight is testing
         self._confirmed_s: float | None = None  # the choice's cost when a probe last kept it
+        self.short_batches = 0  # batches observed on ``spare`` fewer threads
 
     def contended(self) -> bool:
         """Do full batches on every thread cost clearly more than they do alone?"""
@@ -166,6 +167,7 @@ class SpareThreadChoice:
     def observe(self, spared: int, seconds_per_clip: float) -> None:
         if spared not in self.cost:
             return
+        self.short_batches += spared > 0
         old = self.cost[spared]
         self.cost[spared] = (
             seconds_per_clip if old is None else old + self.weight * (seconds_per_clip - old)

@@ -103,10 +103,9 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._exec_ewma_s = 0.05
         self._arrivals = ArrivalRate()
-        self._spare = SpareThreadChoice(self.config.saturated_spare_threads)
+        self.spare_choice = SpareThreadChoice(self.config.saturated_spare_threads)
         self.inference_count = 0  # clips executed
         self.exec_count = 0  # batches executed
-        self.spared_count = 0  # of those, full batches run on fewer torch threads
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,7 +136,7 @@ class DynamicBatcher:
         )
         self.config = replace(self.config, max_batch_size=cap)
         # A full batch's cost alone: what tells contention from the model's own cost.
-        self._spare.reference_s = next(
+        self.spare_choice.reference_s = next(
             (t.seconds_per_clip for t in reversed(timings) if t.size <= cap), None
         )
         return timings
@@ -355,7 +354,7 @@ class DynamicBatcher:
             run, spared = self.runtime.run, 0
             full = 1 < self.config.max_batch_size <= len(items)  # the process is saturated
             if full:
-                spared = self._spare.next()
+                spared = self.spare_choice.next()
                 if spared:
                     run = partial(run_with_spare_threads, spared, run)
             try:
@@ -373,11 +372,10 @@ class DynamicBatcher:
             ended = time.monotonic()
             self._exec_ewma_s = 0.8 * self._exec_ewma_s + 0.2 * (ended - started)
             if full:
-                self._spare.observe(spared, (ended - started) / len(items))
+                self.spare_choice.observe(spared, (ended - started) / len(items))
             for it in items:
                 it.started, it.ended, it.batch_size = started, ended, len(items)
             self.exec_count += 1
-            self.spared_count += spared > 0
             self.inference_count += len(items)
             if logits.shape[0] != len(items):
                 err = AvserveError(f"model returned {logits.shape[0]} rows for {len(items)} clips")

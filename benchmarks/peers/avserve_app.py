@@ -86,7 +86,7 @@ def build_app(
             "batches": b.exec_count,
             "clips": b.inference_count,
             "predict_s": busy["s"],
-            "spared": b.spared_count,
+            "spared": b.spare_choice.short_batches,
         }
 
     return app

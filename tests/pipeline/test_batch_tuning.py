@@ -193,3 +193,12 @@ def test_a_drift_in_the_chosen_cost_brings_probes_back_to_their_first_rate() -> 
     assert choice.gap > 4
     choice.observe(choice.next(), 0.025)  # one thread fewer got dearer, still the cheaper
     assert choice.best() == 1 and choice.gap == 4
+
+
+def test_the_choice_counts_the_batches_it_ran_short() -> None:
+    choice = SpareThreadChoice(spare=1, reference_s=0.010, probe_every=4)
+    picks = []
+    for _ in range(20):
+        picks.append(choice.next())
+        choice.observe(picks[-1], {0: 0.030, 1: 0.015}[picks[-1]])
+    assert choice.short_batches == picks.count(1) > 0

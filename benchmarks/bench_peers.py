@@ -251,7 +251,8 @@ def compare(label: str, package: Path, work: Path, quick: bool = False) -> list[
                         f"  {label} {name:8s} c={c:2d} round {rnd}: "
                         f"{row['throughput_rps']:.2f} req/s p50 {row['p50_ms']:.0f} ms "
                         f"p99 {row['p99_ms']:.0f} ms batch {row['mean_batch']} "
-                        f"busy {row['model_busy']:.0%} spared {row['spared_batches']}/{b1 - b0}",
+                        f"busy {row['model_busy']:.0%} "
+                        f"spared {row['spared_batches']}/{row['batches']}",
                         flush=True,
                     )
                     if (name, c) not in best or row["throughput_rps"] > best[(name, c)][

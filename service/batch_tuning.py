@@ -105,10 +105,11 @@ class SpareThreadChoice:
 
     A probe is a batch run the slower way, and every request queued behind it waits longer:
     under 64 clients each request waits out about eight full batches, so with a probe every
-    16th batch half the requests wait behind one, enough to move the p99. So the gap between probes starts at ``probe_every`` batches and
-    doubles, up to ``max_probe_every``, each time a probe confirms the choice; it falls back to
-    ``probe_every`` when a probe overturns it or the chosen option's cost drifts ``drift``
-    times above what it was when last confirmed (the load changed: look again soon).
+    16th batch half the requests wait behind one, which reaches the p99. So the gap between
+    probes starts at ``probe_every`` batches and doubles, up to ``max_probe_every``, each time
+    a probe confirms the choice; it falls back to ``probe_every`` when a probe overturns it or
+    the chosen option's cost drifts ``drift`` times above what it was when last confirmed (the
+    load changed: look again soon).
     """
 
     def __init__(
